@@ -1,0 +1,62 @@
+"""Shared fixtures for tests that talk to the real local services.
+
+Start them with `scripts/services up`; the defaults below match
+`scripts/services env`, and the same environment variables override them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: talks to the real Kafka broker and S3 server")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return os.environ.get("GUARDSTREAM_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    return os.environ.get("GUARDSTREAM_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_endpoint: str) -> Callable[..., Any]:
+    """Factory: s3_client() with the configured credentials, or override them."""
+
+    def make(access_key: str | None = None, secret_key: str | None = None, **config: Any) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=s3_endpoint,
+            aws_access_key_id=access_key or os.environ.get("AWS_ACCESS_KEY_ID", "guardstream"),
+            aws_secret_access_key=secret_key
+            or os.environ.get("AWS_SECRET_ACCESS_KEY", "guardstream-secret"),
+            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 2, "mode": "standard"},
+                **config,
+            ),
+        )
+
+    return make
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """unique_name("topic") -> "gs-test-topic-<hex>"; valid as topic and bucket name."""
+
+    def make(prefix: str = "t") -> str:
+        return f"gs-test-{prefix}-{uuid.uuid4().hex[:12]}"
+
+    return make
