@@ -1,0 +1,41 @@
+"""Per-image results -> one verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.engine.aggregate import aggregate
+from worker.engine.types import ClassificationResult
+
+
+def _result(score: float, categories: tuple[str, ...] = ()) -> ClassificationResult:
+    return ClassificationResult(
+        unsafe_score=score,
+        unsafe=score >= 0.5,
+        categories=categories,
+        safe_logit=0.0,
+        unsafe_logit=0.0,
+        raw_output=None,
+    )
+
+
+def test_unsafe_if_any_union_and_max() -> None:
+    results = [_result(0.1), _result(0.9, ("S10", "S2")), _result(0.7, ("S1", "S2"))]
+    verdict = aggregate(results)
+    assert verdict.unsafe
+    assert verdict.unsafe_score == 0.9
+    assert verdict.categories == ("S1", "S2", "S10")
+    assert verdict.results == tuple(results)
+
+
+def test_all_safe() -> None:
+    verdict = aggregate([_result(0.2), _result(0.4)])
+    assert not verdict.unsafe
+    assert verdict.unsafe_score == 0.4
+    assert verdict.categories == ()
+
+
+def test_single_and_empty() -> None:
+    assert aggregate([_result(0.6, ("S3",))]).categories == ("S3",)
+    with pytest.raises(ValueError):
+        aggregate([])

@@ -1,0 +1,120 @@
+"""Model inputs for a micro-batch, built the way MllamaProcessor and generate() build them.
+
+Left padding with <|finetune_right_pad_id|>; position ids count real tokens only
+(as generate() derives them from the attention mask), so a padded row sees the same
+positions as when it runs alone. For image rows the cross-attention mask lets every
+token from ``<|image|>`` to the end attend to the image's real tiles, as
+``MllamaProcessor`` does for a prompt with one image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from worker.images.types import PreparedImage
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """A request ready for the model: token ids (prompt + ``\\n\\n``) and its image."""
+
+    index: int
+    input_ids: tuple[int, ...]
+    image: PreparedImage | None
+    image_position: int | None
+    category_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelBatch:
+    input_ids: torch.Tensor  # (B, L)
+    attention_mask: torch.Tensor  # (B, L)
+    position_ids: torch.Tensor  # (B, L)
+    cross_attention_mask: torch.Tensor | None = None  # (B, L, 1, max_tiles)
+    pixel_values: torch.Tensor | None = None  # (B, 1, max_tiles, 3, H, W)
+    aspect_ratio_ids: torch.Tensor | None = None  # (B, 1)
+    aspect_ratio_mask: torch.Tensor | None = None  # (B, 1, max_tiles)
+
+    def model_kwargs(self) -> dict[str, torch.Tensor]:
+        kwargs = {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "position_ids": self.position_ids,
+        }
+        optional = {
+            "cross_attention_mask": self.cross_attention_mask,
+            "pixel_values": self.pixel_values,
+            "aspect_ratio_ids": self.aspect_ratio_ids,
+            "aspect_ratio_mask": self.aspect_ratio_mask,
+        }
+        kwargs.update({name: value for name, value in optional.items() if value is not None})
+        return kwargs
+
+
+def build_batch(
+    samples: Sequence[EncodedSample],
+    *,
+    pad_id: int,
+    device: torch.device,
+    pixel_dtype: torch.dtype = torch.float32,
+) -> ModelBatch:
+    """Left-padded tensors for ``samples``: all with an image, or all without."""
+    with_image = [sample.image is not None for sample in samples]
+    if any(with_image) and not all(with_image):
+        # transformers changes the logits of text-only rows batched with image rows.
+        raise ValueError("image and text-only samples never share a batch")
+    length = max(len(sample.input_ids) for sample in samples)
+    input_ids = torch.full((len(samples), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(samples), length), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        offset = length - len(sample.input_ids)
+        input_ids[row, offset:] = torch.tensor(sample.input_ids, dtype=torch.long)
+        attention_mask[row, offset:] = 1
+    # As generate(): count real tokens, padding at position 0.
+    position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+    batch = ModelBatch(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        position_ids=position_ids.to(device),
+    )
+    if not all(with_image):
+        return batch
+    images = [sample.image for sample in samples if sample.image is not None]
+    max_tiles = images[0].pixel_values.shape[0]
+    cross_attention_mask = torch.zeros((len(samples), length, 1, max_tiles), dtype=torch.long)
+    aspect_ratio_mask = torch.zeros((len(samples), 1, max_tiles), dtype=torch.long)
+    for row, (sample, image) in enumerate(zip(samples, images, strict=True)):
+        if sample.image_position is None:
+            raise ValueError("an image sample without an <|image|> token")
+        start = length - len(sample.input_ids) + sample.image_position
+        cross_attention_mask[row, start:, 0, : image.num_tiles] = 1
+        aspect_ratio_mask[row, 0, : image.num_tiles] = 1
+    pixel_values = torch.stack([image.pixel_values for image in images]).unsqueeze(1)
+    aspect_ratio_ids = torch.tensor([[image.aspect_ratio_id] for image in images], dtype=torch.long)
+    return ModelBatch(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        cross_attention_mask=cross_attention_mask.to(device),
+        pixel_values=pixel_values.to(device=device, dtype=pixel_dtype),
+        aspect_ratio_ids=aspect_ratio_ids.to(device),
+        aspect_ratio_mask=aspect_ratio_mask.to(device),
+    )
+
+
+def validate_image(
+    image: PreparedImage, *, max_tiles: int, tile_size: int, max_aspect_ratio_id: int
+) -> None:
+    """Raise ValueError when ``image`` is not what the model takes."""
+    expected = (max_tiles, 3, tile_size, tile_size)
+    if tuple(image.pixel_values.shape) != expected:
+        raise ValueError(f"pixel_values shape {tuple(image.pixel_values.shape)} != {expected}")
+    if not 1 <= image.num_tiles <= max_tiles:
+        raise ValueError(f"num_tiles {image.num_tiles} not in 1..{max_tiles}")
+    if not 1 <= image.aspect_ratio_id <= max_aspect_ratio_id:
+        raise ValueError(f"aspect_ratio_id {image.aspect_ratio_id} not in 1..{max_aspect_ratio_id}")
+    if not torch.isfinite(image.pixel_values).all():
+        raise ValueError("pixel_values hold NaN or infinity")

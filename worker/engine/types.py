@@ -1,0 +1,67 @@
+"""What goes into and comes out of a classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from worker.images.types import PreparedImage
+from worker.prompt.types import Prompt
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    revision: str
+    dtype: str
+    device: str
+
+
+@dataclass(frozen=True)
+class ClassificationRequest:
+    """One prompt; ``image`` is set exactly when ``prompt.image`` is."""
+
+    prompt: Prompt
+    image: PreparedImage | None
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """The answer for one prompt.
+
+    ``unsafe_score`` = P(unsafe) = sigmoid(unsafe_logit - safe_logit), the logits of the
+    first answer token after ``\\n\\n`` (see ``worker.engine.answers``). ``categories``
+    holds only keys active in the prompt's policy, sorted by number.
+    """
+
+    unsafe_score: float
+    unsafe: bool
+    categories: tuple[str, ...]
+    safe_logit: float
+    unsafe_logit: float
+    raw_output: str | None
+
+
+@dataclass(frozen=True)
+class ClassificationFailure:
+    """A prompt that could not be classified; the pipeline dead-letters it (stage ``classify``)."""
+
+    error_class: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ClassificationFailure:
+        return cls(type(exc).__name__, str(exc) or repr(exc))
+
+
+Outcome = ClassificationResult | ClassificationFailure
+
+
+class Classifier(Protocol):
+    @property
+    def model_info(self) -> ModelInfo: ...
+
+    def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
+        """One outcome per request, in request order; never raises for one bad request."""
+        ...
