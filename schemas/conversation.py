@@ -109,9 +109,7 @@ class ConversationEvent(BaseModel):
     def _enforce_limits(self, info: ValidationInfo) -> ConversationEvent:
         limits = _limits_from(info)
         if len(self.messages) > limits.max_messages:
-            raise ValueError(
-                f"too many messages: {len(self.messages)} > {limits.max_messages}"
-            )
+            raise ValueError(f"too many messages: {len(self.messages)} > {limits.max_messages}")
         total_text = 0
         images = 0
         for index, message in enumerate(self.messages):

@@ -1,7 +1,7 @@
 """Write the JSON Schemas of the contracts into schemas/json/.
 
-    python -m schemas.export          # regenerate
-    python -m schemas.export --check  # exit 1 when the files drifted
+python -m schemas.export          # regenerate
+python -m schemas.export --check  # exit 1 when the files drifted
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text, encoding="utf-8")
     if stale:
-        print(f"stale JSON Schemas: {', '.join(stale)}; run python -m schemas.export", file=sys.stderr)
+        print(
+            f"stale JSON Schemas: {', '.join(stale)}; run python -m schemas.export", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -50,12 +50,16 @@ class HealthState:
 
 
 class HealthServer:
-    def __init__(self, port: int, state: HealthState, registry: CollectorRegistry, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self, port: int, state: HealthState, registry: CollectorRegistry, host: str = "0.0.0.0"
+    ) -> None:
         self.state = state
         handler = _make_handler(state, registry)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health-http", daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -92,7 +96,7 @@ def _make_handler(state: HealthState, registry: CollectorRegistry) -> type[BaseH
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return  # scrapes every few seconds would flood the logs
 
     return Handler

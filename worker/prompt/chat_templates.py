@@ -1,4 +1,4 @@
-# ruff: noqa: E501, W291  (verbatim copies of Meta's templates: long lines, one trailing space)
+# ruff: noqa: W291  (verbatim copies of Meta's templates: long lines, one trailing space)
 """Meta's Llama Guard 3 chat templates, verbatim.
 
 guardstream renders prompts with its own code (``worker.prompt.vision`` and

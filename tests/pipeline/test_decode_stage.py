@@ -1,0 +1,86 @@
+"""decode_event: every record becomes a DecodedEvent or a Failure naming its stage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from schemas import EventLimits
+from schemas.dead_letter import ErrorStage
+from worker.stages import decode_event
+from worker.work import DecodedEvent, Failure
+
+
+def event(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "event_id": "e-1",
+        "conversation_id": "c-1",
+        "created_at": "2026-11-24T09:00:00Z",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "secret words"}]}],
+    }
+    base.update(overrides)
+    return base
+
+
+def decode(value: bytes | None, limits: EventLimits | None = None) -> DecodedEvent | Failure:
+    return decode_event(value, limits=limits or EventLimits(), text_model=False)
+
+
+@pytest.mark.parametrize(
+    ("value", "stage", "error_class"),
+    [
+        (None, ErrorStage.DECODE, "EmptyRecord"),
+        (b"\xff\xfe", ErrorStage.DECODE, "InvalidUtf8"),
+        (b"not json", ErrorStage.DECODE, "InvalidJson"),
+        (b"", ErrorStage.DECODE, "InvalidJson"),
+        (b"[" * 10_000 + b"]" * 10_000, ErrorStage.DECODE, "InvalidJson"),
+        (b"[" * 100 + b"]" * 100, ErrorStage.DECODE, "JsonTooDeep"),
+        (b'"a string"', ErrorStage.VALIDATE, "NotAnObject"),
+        (b"[1, 2]", ErrorStage.VALIDATE, "NotAnObject"),
+        (b"{}", ErrorStage.VALIDATE, "SchemaError"),
+    ],
+)
+def test_undecodable_and_invalid_records_fail_with_their_stage(
+    value: bytes | None, stage: ErrorStage, error_class: str
+) -> None:
+    result = decode(value)
+    assert isinstance(result, Failure)
+    assert (result.stage, result.error_class) == (stage, error_class)
+
+
+def test_schema_error_message_names_fields_but_not_content() -> None:
+    bad = event(messages=[{"role": "robot", "content": [{"type": "text", "text": "secret words"}]}])
+    result = decode(json.dumps(bad).encode())
+    assert isinstance(result, Failure)
+    assert "messages.0.role" in result.message
+    assert "secret words" not in result.message
+
+
+def test_limits_are_applied() -> None:
+    result = decode(json.dumps(event()).encode(), EventLimits(max_text_chars=3))
+    assert isinstance(result, Failure)
+    assert result.stage is ErrorStage.VALIDATE
+
+
+def test_valid_event_gets_its_prompts() -> None:
+    images = [{"type": "image", "s3_uri": f"s3://b/{i}.png"} for i in range(3)]
+    value = json.dumps(
+        event(messages=[{"role": "user", "content": [*images, {"type": "text", "text": "hi"}]}])
+    ).encode()
+    result = decode(value)
+    assert isinstance(result, DecodedEvent)
+    assert [p.image.s3_uri for p in result.prompts if p.image] == [
+        f"s3://b/{i}.png" for i in range(3)
+    ]
+
+
+def test_utf8_with_rtl_and_zero_width_text_is_accepted() -> None:
+    text = "שלום\u200b\u202eabc"
+    value = json.dumps(
+        event(messages=[{"role": "user", "content": [{"type": "text", "text": text}]}]),
+        ensure_ascii=False,
+    ).encode()
+    result = decode(value)
+    assert isinstance(result, DecodedEvent)
+    assert text.strip() in result.prompts[0].text

@@ -1,0 +1,57 @@
+"""The values that flow through the pipeline, one type per stage reached.
+
+consume → ``DecodedEvent`` → ``PreparedEvent`` → ``ClassifiedEvent`` → records.
+Any stage may instead produce a ``Failure``; later stages pass it along untouched
+and the publish stage turns it into a dead-letter record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.conversation import ConversationEvent
+from schemas.dead_letter import ErrorStage
+from worker.engine.types import ClassificationRequest, ClassificationResult
+from worker.prompt.types import Prompt
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: ErrorStage
+    error_class: str
+    message: str
+    attempts: int = 1
+
+    @classmethod
+    def from_exception(cls, stage: ErrorStage, exc: BaseException, attempts: int = 1) -> Failure:
+        return cls(stage, type(exc).__name__, str(exc) or repr(exc), attempts)
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    event: ConversationEvent
+    prompts: tuple[Prompt, ...]
+    consumed_at: float  # time.monotonic() when consumed, for end-to-end latency
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    decoded: DecodedEvent
+    requests: tuple[ClassificationRequest, ...]  # one per prompt, images attached
+
+    @property
+    def tiles(self) -> int:
+        """Cost in the batch budget: tile slots (the encoder runs on all of them), 1 for text."""
+        return sum(
+            int(request.image.pixel_values.shape[0]) if request.image is not None else 1
+            for request in self.requests
+        )
+
+
+@dataclass(frozen=True)
+class ClassifiedEvent:
+    prepared: PreparedEvent
+    results: tuple[ClassificationResult, ...]  # one per request
+
+
+Work = DecodedEvent | PreparedEvent | ClassifiedEvent | Failure
