@@ -42,13 +42,15 @@ class Settings(BaseSettings):
     )
 
     # --- Kafka -----------------------------------------------------------------
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol."
     )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = Field(
-        None, description="SASL mechanism when the protocol is SASL_*."
-    )
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = Field(None, description="SASL mechanism when the protocol is SASL_*.")
     kafka_sasl_username: str | None = Field(None, description="SASL username.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL.")
@@ -62,49 +64,90 @@ class Settings(BaseSettings):
     group_instance_id: str | None = Field(
         None,
         description="Static member id (e.g. the pod name): a restart within the session timeout keeps its partitions.",
-        validation_alias=AliasChoices("GUARDSTREAM_GROUP_INSTANCE_ID", "GUARDSTREAM_STATIC_MEMBER_ID"),
+        validation_alias=AliasChoices(
+            "GUARDSTREAM_GROUP_INSTANCE_ID", "GUARDSTREAM_STATIC_MEMBER_ID"
+        ),
     )
     session_timeout_ms: int = Field(45_000, ge=6_000, description="Consumer group session timeout.")
-    max_poll_interval_ms: int = Field(300_000, ge=10_000, description="Kafka max.poll.interval.ms; the loop polls far more often.")
-    max_poll_records: int = Field(256, ge=1, description="Records per consumer poll.")
-    exactly_once: bool = Field(False, description="Transactional mode: verdicts, dead letters and offsets in one transaction.")
-    transactional_id: str | None = Field(
-        None, description="Transactional id (exactly-once); default: '<group_id>-<group_instance_id or worker_id>'."
+    max_poll_interval_ms: int = Field(
+        300_000, ge=10_000, description="Kafka max.poll.interval.ms; the loop polls far more often."
     )
-    commit_interval_ms: int = Field(1_000, ge=0, description="How often done offsets (or transactions) are committed.")
+    max_poll_records: int = Field(256, ge=1, description="Records per consumer poll.")
+    exactly_once: bool = Field(
+        False,
+        description="Transactional mode: verdicts, dead letters and offsets in one transaction.",
+    )
+    transactional_id: str | None = Field(
+        None,
+        description="Transactional id (exactly-once); default: '<group_id>-<group_instance_id or worker_id>'.",
+    )
+    commit_interval_ms: int = Field(
+        1_000, ge=0, description="How often done offsets (or transactions) are committed."
+    )
 
     # --- Model -----------------------------------------------------------------
-    model: str | None = Field(None, description="Llama Guard 3 Vision: local path or hub id (required by `run`).")
-    model_revision: str | None = Field(None, description="Hub revision (commit) of MODEL; pin it in production.")
-    text_model: str | None = Field(None, description="Llama Guard 3 1B/8B for text-only events; unset: the vision model.")
+    model: str | None = Field(
+        None, description="Llama Guard 3 Vision: local path or hub id (required by `run`)."
+    )
+    model_revision: str | None = Field(
+        None, description="Hub revision (commit) of MODEL; pin it in production."
+    )
+    text_model: str | None = Field(
+        None, description="Llama Guard 3 1B/8B for text-only events; unset: the vision model."
+    )
     text_model_revision: str | None = Field(None, description="Hub revision of TEXT_MODEL.")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="'auto': bfloat16 on GPU, float32 on CPU."
     )
-    unsafe_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Verdict is unsafe when P(unsafe) >= this.")
+    unsafe_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Verdict is unsafe when P(unsafe) >= this."
+    )
     max_batch_size: int = Field(8, ge=1, description="Prompts per model batch.")
-    max_batch_wait_ms: int = Field(20, ge=0, description="How long a partial batch waits for more prompts.")
-    max_batch_tiles: int = Field(32, ge=1, description="Image tiles per batch (4 per image prompt); bounds GPU memory.")
-    max_in_flight: int = Field(64, ge=1, description="Events between consume and commit; beyond it partitions pause.")
-    category_max_new_tokens: int = Field(12, ge=1, le=64, description="Tokens decoded for categories of unsafe prompts.")
+    max_batch_wait_ms: int = Field(
+        20, ge=0, description="How long a partial batch waits for more prompts."
+    )
+    max_batch_tiles: int = Field(
+        32, ge=1, description="Image tiles per batch (4 per image prompt); bounds GPU memory."
+    )
+    max_in_flight: int = Field(
+        64, ge=1, description="Events between consume and commit; beyond it partitions pause."
+    )
+    category_max_new_tokens: int = Field(
+        12, ge=1, le=64, description="Tokens decoded for categories of unsafe prompts."
+    )
 
     # --- S3 and images -----------------------------------------------------------
-    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, S3Proxy, ...); unset: AWS.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, S3Proxy, ...); unset: AWS."
+    )
     s3_region: str = Field(
         "us-east-1",
         description="S3 region.",
         validation_alias=AliasChoices("GUARDSTREAM_S3_REGION", "AWS_DEFAULT_REGION"),
     )
     allowed_buckets: CommaList = Field(
-        (), description="Buckets images may come from, comma separated; set = deny all others; unset = any."
+        (),
+        description="Buckets images may come from, comma separated; set = deny all others; unset = any.",
     )
     fetch_concurrency: int = Field(16, ge=1, le=256, description="Parallel S3 fetches and decodes.")
-    fetch_max_attempts: int = Field(8, ge=1, description="Attempts for a transient S3 error before dead-lettering.")
-    fetch_max_seconds: float = Field(120.0, gt=0, description="Time budget for retries of one image.")
+    fetch_max_attempts: int = Field(
+        8, ge=1, description="Attempts for a transient S3 error before dead-lettering."
+    )
+    fetch_max_seconds: float = Field(
+        120.0, gt=0, description="Time budget for retries of one image."
+    )
     image_max_bytes: int = Field(20_000_000, ge=1, description="Largest S3 object accepted.")
-    image_max_pixels: int = Field(50_000_000, ge=1, description="Largest width×height accepted (checked before decoding).")
-    image_formats: CommaList = Field(("JPEG", "PNG", "WEBP", "GIF"), description="Accepted image formats.")
+    image_max_pixels: int = Field(
+        50_000_000, ge=1, description="Largest width×height accepted (checked before decoding)."
+    )
+    image_draft_decode: bool = Field(
+        True,
+        description="Decode large JPEGs at reduced scale (Pillow draft) when the tile canvas is smaller; false = exact reference pixels.",
+    )
+    image_formats: CommaList = Field(
+        ("JPEG", "PNG", "WEBP", "GIF"), description="Accepted image formats."
+    )
 
     # --- Event limits --------------------------------------------------------------
     max_messages: int = Field(64, ge=1, description="Messages per event.")
@@ -113,12 +156,22 @@ class Settings(BaseSettings):
     max_images: int = Field(8, ge=0, description="Images per event (one prompt each).")
 
     # --- Operations ----------------------------------------------------------------
-    metrics_port: int | None = Field(9108, ge=0, le=65535, description="Prometheus /metrics, /healthz, /readyz; 0 = off.")
-    log_format: Literal["auto", "json", "console"] = Field("auto", description="'auto': console on a TTY, else JSON.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    metrics_port: int | None = Field(
+        9108, ge=0, le=65535, description="Prometheus /metrics, /healthz, /readyz; 0 = off."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="'auto': console on a TTY, else JSON."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
     log_content: bool = Field(False, description="Allow message text in logs (debugging only).")
-    worker_id: str = Field(default_factory=_default_worker_id, description="Worker name in verdicts and dead letters.")
-    shutdown_timeout_s: float = Field(60.0, gt=0, description="Time to drain in-flight work on SIGTERM.")
+    worker_id: str = Field(
+        default_factory=_default_worker_id, description="Worker name in verdicts and dead letters."
+    )
+    shutdown_timeout_s: float = Field(
+        60.0, gt=0, description="Time to drain in-flight work on SIGTERM."
+    )
 
     @field_validator("allowed_buckets", "image_formats", mode="before")
     @classmethod
@@ -140,7 +193,9 @@ class Settings(BaseSettings):
 
     @property
     def effective_transactional_id(self) -> str:
-        return self.transactional_id or f"{self.group_id}-{self.group_instance_id or self.worker_id}"
+        return (
+            self.transactional_id or f"{self.group_id}-{self.group_instance_id or self.worker_id}"
+        )
 
     @classmethod
     def settings_customise_sources(

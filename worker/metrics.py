@@ -27,7 +27,10 @@ class Metrics:
             "guardstream_batch_size", "Prompts per model batch.", buckets=_BATCH_BUCKETS, registry=r
         )
         self.classify_seconds = Histogram(
-            "guardstream_classify_seconds", "Model time per batch.", buckets=_LATENCY_BUCKETS, registry=r
+            "guardstream_classify_seconds",
+            "Model time per batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.fetch_seconds = Histogram(
             "guardstream_fetch_seconds",
@@ -59,9 +62,7 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
-        self.cache_hits = Counter(
-            "guardstream_cache_hits", "Cache hits.", ["cache"], registry=r
-        )
+        self.cache_hits = Counter("guardstream_cache_hits", "Cache hits.", ["cache"], registry=r)
         self.cache_misses = Counter(
             "guardstream_cache_misses", "Cache misses.", ["cache"], registry=r
         )

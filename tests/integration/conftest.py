@@ -15,6 +15,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
+# The worker builds its S3 client from the standard AWS variables, like in production.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "guardstream")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "guardstream-secret")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("GUARDSTREAM_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: talks to the real Kafka broker and S3 server")

@@ -1,0 +1,104 @@
+"""The worker end to end on the real broker and S3 server with a tiny model on CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from worker_harness import Lab, conversation, noise_png, png_bytes, running_worker
+
+from schemas.dead_letter import ErrorStage
+from worker.config import Settings
+from worker.engine import write_tiny_model
+from worker.pipeline import Models, load_models
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(write_tiny_model(tmp_path_factory.mktemp("worker-tiny"), "vision", seed=0))
+
+
+@pytest.fixture(scope="session")
+def models(tiny_model_path: str) -> Models:
+    return load_models(Settings(model=tiny_model_path, device="cpu", dtype="float32"))
+
+
+@pytest.fixture
+def lab(
+    kafka_bootstrap: str, s3_client: Callable[..., Any], unique_name: Callable[[str], str]
+) -> Lab:
+    lab = Lab(kafka_bootstrap, s3_client(), unique_name("w"))
+    lab.create()
+    return lab
+
+
+def test_every_event_ends_as_a_verdict_or_a_dead_letter(
+    lab: Lab, models: Models, tiny_model_path: str
+) -> None:
+    cat = lab.put_image("cat.png", png_bytes(80, 60))
+    dog = lab.put_image("dir/dog.png", png_bytes(700, 300, (10, 200, 10)))
+    big = lab.put_image("big.png", noise_png(100, 100))
+    events = [
+        conversation("text-only", text="how do I bake bread?"),
+        conversation("one-image", images=(cat,)),
+        conversation("two-images", images=(cat, dog)),
+        conversation("custom-policy", images=(dog,), policy={"categories": {"S1": "Violence."}}),
+        conversation("missing-object", images=(f"s3://{lab.bucket}/nope.png",)),
+        conversation("other-bucket", images=("s3://not-allowed-bucket/x.png",)),
+        conversation("too-big", images=(big,)),
+    ]
+    lab.produce_events(events)
+    lab.produce([b"\xff\xfe not utf8", b'{"event_id": 1}'])
+
+    settings = lab.settings(tiny_model_path, allowed_buckets=lab.bucket, image_max_bytes=2000)
+    with running_worker(settings, models):
+        outputs = lab.read_outputs(expected=9, timeout_s=90)
+
+    assert set(outputs.verdicts) == {"text-only", "one-image", "two-images", "custom-policy"}
+    for verdicts in outputs.verdicts.values():
+        assert len(verdicts) == 1
+    two = outputs.verdicts["two-images"][0]
+    assert [image.s3_uri for image in two.images] == [cat, dog]
+    assert two.unsafe_score == max(image.unsafe_score for image in two.images)
+    assert two.verdict == ("unsafe" if any(i.verdict == "unsafe" for i in two.images) else "safe")
+    assert outputs.verdicts["text-only"][0].images == []
+    assert set(outputs.verdicts["custom-policy"][0].categories) <= {"S1"}
+    assert outputs.verdicts["one-image"][0].source.topic == lab.input_topic
+
+    stages = {
+        where: (headers.stage, headers.error_class)
+        for where, [(headers, _)] in outputs.dead_letters.items()
+    }
+    assert sorted(stages.values()) == sorted(
+        [
+            (ErrorStage.FETCH, "ObjectNotFound"),
+            (ErrorStage.FETCH, "BucketNotAllowed"),
+            (ErrorStage.FETCH, "ImageTooLarge"),
+            (ErrorStage.DECODE, "InvalidUtf8"),
+            (ErrorStage.VALIDATE, "SchemaError"),
+        ]
+    )
+    # Dead letters carry the consumed record byte for byte, original headers kept.
+    (headers, record) = outputs.dead_letters["0:7"][0]
+    assert record.value == b"\xff\xfe not utf8"
+    assert ("trace", b"t-1") in record.headers
+    assert headers.original_topic == lab.input_topic
+
+
+def test_restart_mid_stream_accounts_for_every_event(
+    lab: Lab, models: Models, tiny_model_path: str
+) -> None:
+    image = lab.put_image("a.png", png_bytes())
+    events = [conversation(f"e{i}", images=(image,) if i % 2 else ()) for i in range(30)]
+    lab.produce_events(events)
+    settings = lab.settings(tiny_model_path, max_batch_size=2)
+    with running_worker(settings, models):
+        first = lab.read_outputs(expected=5, timeout_s=60)
+    assert first.accounted() >= 5
+    with running_worker(settings, models):
+        outputs = lab.read_outputs(expected=30, timeout_s=90)
+    assert set(outputs.verdicts) == {f"e{i}" for i in range(30)}
+    assert not outputs.dead_letters

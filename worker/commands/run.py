@@ -1,0 +1,47 @@
+"""``guardstream run``: the worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from worker.commands.settings_flags import add_settings_flags, load_settings
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="consume conversations, classify them, publish verdicts (the worker)",
+        description="Runs until SIGTERM/SIGINT, then drains in-flight work, commits and exits 0.",
+    )
+    add_settings_flags(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from worker.health import HealthServer, HealthState
+    from worker.logs import configure_logging
+    from worker.metrics import Metrics
+    from worker.pipeline import Worker, load_models
+
+    settings = load_settings(args)
+    configure_logging(settings.log_level, settings.log_format, settings.log_content)
+    metrics = Metrics()
+    health = HealthState()
+    server = None
+    if settings.metrics_port:
+        server = HealthServer(settings.metrics_port, health, metrics.registry)
+        server.start()
+    try:
+        try:
+            models = load_models(settings)
+        except Exception as exc:
+            print(f"guardstream: cannot load the model: {exc}", file=sys.stderr)
+            return 1
+        worker = Worker(settings, models, metrics=metrics, health=health)
+        worker.run()
+    finally:
+        if server is not None:
+            server.stop()
+    return 0

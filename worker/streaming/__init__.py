@@ -1,0 +1,49 @@
+"""Generic stream processing on kafka-python 3 (modelled on getsentry/arroyo).
+
+A pipeline is a chain of ``ProcessingStep``s driven by ``StreamProcessor``:
+the consumer loop submits each record as a ``Message``; a full step raises
+``MessageRejected`` and the loop pauses the partitions instead of blocking;
+terminal steps mark offsets done in an ``OffsetTracker`` and commit its
+watermarks (``CommitOffsets``, at-least-once) or commit them inside a Kafka
+transaction (``TransactionalProduceAndCommit``, exactly-once). Nothing here
+knows about models, images or event schemas.
+"""
+
+from worker.streaming.consumer import KafkaPayload, ProcessorStats, StreamProcessor, kafka_commit
+from worker.streaming.exceptions import (
+    CommitFailed,
+    InvalidState,
+    MessageRejected,
+    ProduceFailed,
+    StreamingError,
+)
+from worker.streaming.offsets import OffsetTracker
+from worker.streaming.types import (
+    Commit,
+    Headers,
+    Lease,
+    Message,
+    OutgoingRecord,
+    Partition,
+    ProcessingStep,
+)
+
+__all__ = [
+    "Commit",
+    "CommitFailed",
+    "Headers",
+    "InvalidState",
+    "KafkaPayload",
+    "Lease",
+    "Message",
+    "MessageRejected",
+    "OffsetTracker",
+    "OutgoingRecord",
+    "Partition",
+    "ProcessingStep",
+    "ProcessorStats",
+    "ProduceFailed",
+    "StreamProcessor",
+    "StreamingError",
+    "kafka_commit",
+]

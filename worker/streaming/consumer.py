@@ -1,0 +1,350 @@
+"""StreamProcessor: the consumer loop that drives a chain of steps.
+
+kafka-python 3 facts this loop is built on (verified in its source, 3.0.12):
+
+* The consumer runs its network I/O, heartbeats *and rebalance-listener
+  callbacks* on a background ``kafka-io-<client_id>`` thread; the thread that
+  called ``poll()`` blocks until the rebalance step finishes.
+  ``KafkaConsumer.commit()`` from a (sync) listener raises ``RuntimeError``
+  ("Cannot block on net.run() from the IO thread itself") - so the listener
+  here only *records* what happened, and this loop handles it in its own thread
+  right after ``poll()`` returns.
+* Heartbeats are sent by the I/O thread; ``max_poll_interval_ms`` is enforced
+  against calls to ``KafkaConsumer.poll()``. Polling with every partition
+  paused returns no records but still counts, so the loop keeps polling while
+  steps are busy or full.
+* ``cooperative-sticky`` (``CooperativeStickyAssignor``, KIP-429) is supported:
+  a rebalance only revokes the partitions that move. The revoke callback runs
+  after SyncGroup, and the moved partitions are handed to their new owner only
+  in a follow-up rebalance that this member joins on its *next* ``poll()`` -
+  so committing right after ``poll()`` returns still happens before the new
+  owner can start.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import structlog
+from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, KafkaTimeoutError, RebalanceInProgressError
+
+from worker.streaming.exceptions import CommitFailed, MessageRejected
+from worker.streaming.offsets import OffsetTracker
+from worker.streaming.types import Commit, Lease, Message, Partition, ProcessingStep
+
+log = structlog.get_logger(__name__)
+
+#: What the first step receives: the record value (no deserializer configured).
+KafkaPayload = bytes | None
+
+
+def kafka_commit(consumer: Any, *, timeout_ms: int = 30_000) -> Commit:
+    """A ``Commit`` for ``CommitOffsets``: synchronous ``consumer.commit``.
+
+    Must be called from the consumer loop's thread (never from a rebalance
+    callback). Group-membership races are mapped to ``CommitFailed`` (logged
+    and retried later by the step); other errors, e.g. a fenced static member,
+    propagate.
+    """
+
+    def commit(offsets: Mapping[Partition, int]) -> None:
+        try:
+            consumer.commit(
+                {
+                    TopicPartition(p.topic, p.index): OffsetAndMetadata(o, "", -1)
+                    for p, o in offsets.items()
+                },
+                timeout_ms=timeout_ms,
+            )
+        except (CommitFailedError, RebalanceInProgressError, KafkaTimeoutError) as exc:
+            raise CommitFailed(repr(exc)) from exc
+
+    return commit
+
+
+@dataclass
+class ProcessorStats:
+    consumed: int = 0
+    """Records taken from poll() and tracked."""
+    submitted: int = 0
+    """Records accepted by the first step."""
+    rejected: int = 0
+    """MessageRejected answers from the first step (retried later)."""
+    pauses: int = 0
+    """Times the loop paused the partitions for backpressure."""
+    dropped: int = 0
+    """Pending records dropped because their partition was revoked or lost."""
+    assigned: int = 0
+    revoked: int = 0
+    lost: int = 0
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Runs on kafka-python's I/O thread: only records events for the loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[tuple[str, frozenset[Partition]]] = []
+
+    def _add(self, kind: str, partitions: Iterable[Any]) -> None:
+        parts = frozenset(Partition(tp.topic, tp.partition) for tp in partitions)
+        with self._lock:
+            self._events.append((kind, parts))
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._add("revoked", revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._add("assigned", assigned)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        # Membership was lost (e.g. session timeout): the partitions may
+        # already belong to someone else, so their offsets must not be committed.
+        self._add("lost", lost)
+
+    def drain(self) -> list[tuple[str, frozenset[Partition]]]:
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
+
+class StreamProcessor:
+    """Consume ``topics`` with ``consumer`` and feed the records to ``step``.
+
+    ``consumer`` is a ``KafkaConsumer`` with a ``group_id``, no deserializers
+    and ``enable_auto_commit=False`` (see ``kafka_config.consumer_kwargs``);
+    the processor subscribes it. ``tracker`` must be the tracker the terminal
+    step completes offsets in. ``commit`` (at-least-once mode) is used to commit
+    the finished prefix of revoked partitions; leave it None in transactional
+    mode, where offsets are only committed inside transactions.
+
+    ``producer`` (optional) is closed at the end, after the steps are joined.
+    """
+
+    def __init__(
+        self,
+        consumer: Any,
+        topics: Sequence[str],
+        step: ProcessingStep[KafkaPayload],
+        tracker: OffsetTracker,
+        *,
+        commit: Commit | None = None,
+        producer: Any = None,
+        poll_timeout_ms: int = 50,
+        join_timeout_s: float = 30.0,
+        close_timeout_s: float = 10.0,
+    ) -> None:
+        self._consumer = consumer
+        self._topics = list(topics)
+        self._step = step
+        self._tracker = tracker
+        self._commit = commit
+        self._producer = producer
+        self._poll_timeout_ms = poll_timeout_ms
+        self._join_timeout_s = join_timeout_s
+        self._close_timeout_s = close_timeout_s
+        self._listener = _Listener()
+        self._leases: dict[Partition, Lease] = {}
+        self._pending: deque[Message[KafkaPayload]] = deque()
+        self._backpressure = False
+        self._stop = threading.Event()
+        self.stats = ProcessorStats()
+
+    # --- control ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask run() to shut down gracefully. Thread- and signal-safe."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("shutdown requested", signal=signal.Signals(signum).name)
+        self._stop.set()
+
+    def run(
+        self,
+        *,
+        max_messages: int | None = None,
+        until: Callable[[], bool] | None = None,
+        handle_signals: bool = True,
+    ) -> ProcessorStats:
+        """Run until stopped (SIGTERM/SIGINT, ``stop()``, ``until()`` true, or
+        ``max_messages`` records consumed), then shut down gracefully: join the
+        steps (finishing in-flight work, final commit), close the producer and
+        the consumer. An exception from a step terminates the steps, closes the
+        clients *without* committing anything more, and propagates.
+        """
+        previous: dict[signal.Signals, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        self._consumer.subscribe(topics=self._topics, listener=self._listener)
+        try:
+            try:
+                self._loop(max_messages, until)
+            except BaseException:
+                log.exception("stream processor failed; terminating without commit")
+                self._step.terminate()
+                self._close_clients()
+                raise
+            self._shutdown()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.stats
+
+    # --- the loop --------------------------------------------------------------
+
+    def _loop(self, max_messages: int | None, until: Callable[[], bool] | None) -> None:
+        consumer = self._consumer
+        while not self._stop.is_set():
+            if until is not None and until():
+                break
+            full = max_messages is not None and self.stats.consumed >= max_messages
+            if full and not self._pending:
+                break
+            self._step.poll()
+            self._submit_pending()
+            # Paused or not, poll: it keeps the member alive (max_poll_interval_ms).
+            # Short polls under backpressure: steps get poll()ed often to free room.
+            timeout = (
+                min(self._poll_timeout_ms, 10) if self._backpressure else self._poll_timeout_ms
+            )
+            records = consumer.poll(timeout_ms=timeout)
+            self._handle_rebalance_events()
+            if records:
+                self._take(records, max_messages)
+                self._submit_pending()
+
+    def _take(self, records: Mapping[Any, list[Any]], max_messages: int | None) -> None:
+        assigned = {Partition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        for tp, batch in records.items():
+            partition = Partition(tp.topic, tp.partition)
+            if partition not in assigned:
+                continue  # revoked during the poll that returned it
+            lease = self._leases.get(partition)
+            if lease is None:
+                lease = self._leases[partition] = Lease(partition)
+            for record in batch:
+                if max_messages is not None and self.stats.consumed >= max_messages:
+                    # Untracked, so never committed: re-consumed by the next run.
+                    return
+                self._tracker.track(partition, record.offset)
+                self.stats.consumed += 1
+                self._pending.append(
+                    Message(
+                        payload=record.value,
+                        partition=partition,
+                        offset=record.offset,
+                        timestamp=record.timestamp,
+                        key=record.key,
+                        value=record.value,
+                        headers=tuple(record.headers or ()),
+                        lease=lease,
+                    )
+                )
+
+    def _submit_pending(self) -> None:
+        pending = self._pending
+        while pending:
+            message = pending[0]
+            if message.revoked:
+                pending.popleft()
+                self.stats.dropped += 1
+                continue
+            try:
+                self._step.submit(message)
+            except MessageRejected:
+                self.stats.rejected += 1
+                self._pause()
+                return
+            pending.popleft()
+            self.stats.submitted += 1
+        if self._backpressure:
+            self._resume()
+
+    def _pause(self) -> None:
+        # Pause everything assigned (arroyo does the same): simpler than
+        # tracking per-partition pressure, and newly assigned partitions get
+        # paused on the next rejection round too.
+        assignment = self._consumer.assignment()
+        if assignment:
+            self._consumer.pause(*assignment)
+        if not self._backpressure:
+            self._backpressure = True
+            self.stats.pauses += 1
+            log.debug("backpressure: partitions paused", pending=len(self._pending))
+
+    def _resume(self) -> None:
+        paused = self._consumer.paused()
+        if paused:
+            self._consumer.resume(*paused)
+        self._backpressure = False
+        log.debug("backpressure released: partitions resumed")
+
+    # --- rebalances ------------------------------------------------------------
+
+    def _handle_rebalance_events(self) -> None:
+        for kind, partitions in self._listener.drain():
+            if kind == "assigned":
+                self.stats.assigned += 1
+                log.info("partitions assigned", partitions=sorted(map(str, partitions)))
+            else:
+                self._release(partitions, commit=kind == "revoked")
+
+    def _release(self, partitions: frozenset[Partition], *, commit: bool) -> None:
+        """A partition left us: stop its work, commit its finished prefix, forget it."""
+        if commit:
+            self.stats.revoked += 1
+            # Let finished work reach the terminal step first: fewer duplicates.
+            self._step.poll()
+        else:
+            self.stats.lost += 1
+        for partition in partitions:
+            lease = self._leases.pop(partition, None)
+            if lease is not None:
+                lease.revoke()  # steps drop its messages, even mid-flight
+        before = len(self._pending)
+        self._pending = deque(m for m in self._pending if m.partition not in partitions)
+        self.stats.dropped += before - len(self._pending)
+        offsets = self._tracker.committable(partitions)
+        if commit and offsets and self._commit is not None:
+            try:
+                self._commit(offsets)
+            except CommitFailed as exc:
+                log.warning("commit of revoked partitions failed", error=str(exc))
+        self._tracker.forget(partitions)
+        log.info(
+            "partitions revoked" if commit else "partitions lost",
+            partitions=sorted(map(str, partitions)),
+            committed={str(p): o for p, o in offsets.items()} if commit and self._commit else None,
+        )
+
+    # --- shutdown --------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        started = time.monotonic()
+        self._pending.clear()  # never submitted: not done, so not committed
+        self._step.close()
+        self._step.join(self._join_timeout_s)
+        log.info("steps joined", seconds=round(time.monotonic() - started, 3))
+        self._close_clients()
+
+    def _close_clients(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=self._close_timeout_s)
+            except Exception as exc:
+                log.warning("producer close failed", error=repr(exc))
+        try:
+            # Offsets were committed explicitly; never let close() auto-commit.
+            self._consumer.close(autocommit=False, timeout_ms=int(self._close_timeout_s * 1000))
+        except Exception as exc:
+            log.warning("consumer close failed", error=repr(exc))

@@ -1,0 +1,129 @@
+"""Produce: write each message's OutgoingRecords, forward once all are acked."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from worker.streaming.exceptions import InvalidState, MessageRejected, ProduceFailed
+from worker.streaming.steps._util import Deadline
+from worker.streaming.types import (
+    Message,
+    OutgoingRecord,
+    ProcessingStep,
+    Producer,
+    RecordFuture,
+    records_of,
+    send_record,
+)
+
+Records = Sequence[OutgoingRecord]
+
+log = structlog.get_logger(__name__)
+
+
+class Produce(ProcessingStep[Records]):
+    """Send the payload's records (verdicts and/or dead letters) asynchronously.
+
+    A message is forwarded (unchanged) only after *all* its records are acked
+    (``acks="all"``), so the commit step downstream never commits an input whose
+    outputs might be lost. An empty list forwards right away (nothing to write,
+    but the offset must still be committed).
+
+    Send failures are fatal on purpose: kafka-python already retried them for
+    ``delivery_timeout_ms``, so the cluster is unhealthy or the record is
+    invalid. ``poll()``/``join()`` raise ``ProduceFailed``; the processor stops
+    without committing that input (the watermark cannot pass it), exits
+    non-zero, and the input is re-processed after restart. Skipping it instead
+    would lose a verdict silently. ``producer.send`` itself may raise too
+    (buffer full for ``max_block_ms``, oversized record); that propagates from
+    ``submit``.
+
+    The producer is not closed here: it may be shared (the processor closes it).
+    """
+
+    def __init__(
+        self,
+        producer: Producer | Any,
+        next_step: ProcessingStep[Records],
+        *,
+        max_in_flight: int = 1000,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self._producer = producer
+        self._next = next_step
+        self._max_in_flight = max_in_flight
+        self._in_flight: deque[tuple[Message[Records], list[RecordFuture]]] = deque()
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def submit(self, message: Message[Records]) -> None:
+        if self._closed:
+            raise InvalidState("Produce is closed")
+        if len(self._in_flight) >= self._max_in_flight:
+            raise MessageRejected
+        if message.revoked:
+            return
+        futures = [send_record(self._producer, r) for r in records_of(message.payload)]
+        self._in_flight.append((message, futures))
+
+    def _forward_acked(self) -> None:
+        if not self._in_flight:
+            return
+        keep: deque[tuple[Message[Records], list[RecordFuture]]] = deque()
+        rejected = False
+        for message, futures in self._in_flight:
+            if rejected or not all(f.is_done for f in futures):
+                keep.append((message, futures))
+                continue
+            for future, record in zip(futures, message.payload, strict=True):
+                if future.failed():
+                    raise ProduceFailed(
+                        f"producing to {record.topic} for input {message.partition}"
+                        f"@{message.offset} failed: {future.exception!r}"
+                    ) from future.exception
+            if message.revoked:
+                continue
+            try:
+                self._next.submit(message)
+            except MessageRejected:
+                keep.append((message, futures))
+                rejected = True
+        self._in_flight = keep
+
+    def poll(self) -> None:
+        self._forward_acked()
+        self._next.poll()
+
+    def close(self) -> None:
+        self._closed = True
+
+    def join(self, timeout: float | None = None) -> None:
+        deadline = Deadline(timeout)
+        if self._in_flight:
+            # Send what lingers in the producer's buffer now, and wait for acks.
+            try:
+                self._producer.flush(timeout=deadline.remaining)
+            except Exception as exc:  # a flush timeout: whatever is unacked stays uncommitted
+                log.warning("producer flush failed during join", error=repr(exc))
+        while self._in_flight:
+            self._forward_acked()
+            if not self._in_flight or deadline.expired:
+                break
+            self._next.poll()
+            deadline.pause()
+        self._in_flight.clear()
+        self._next.close()
+        self._next.join(deadline.remaining)
+
+    def terminate(self) -> None:
+        self._closed = True
+        self._in_flight.clear()
+        self._next.terminate()

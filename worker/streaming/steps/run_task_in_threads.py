@@ -1,0 +1,138 @@
+"""RunTaskInThreads: blocking I/O (e.g. S3 fetches) in a bounded thread pool."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from typing import Generic
+
+from worker.streaming.exceptions import InvalidState, MessageRejected
+from worker.streaming.steps._util import JOIN_WAIT_S, Deadline
+from worker.streaming.types import Message, ProcessingStep, TIn, TOut
+
+
+class _Skipped:
+    """Result of a task whose partition was revoked before it started."""
+
+
+_SKIPPED = _Skipped()
+
+
+class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
+    """Run ``function(message) -> payload`` on up to ``max_workers`` threads.
+
+    At most ``max_in_flight`` messages are held (queued, running, or done but
+    not yet accepted downstream); beyond that ``submit`` raises
+    ``MessageRejected`` so memory stays bounded and the consumer pauses.
+
+    ``poll()`` forwards finished results as soon as they are ready, so the
+    order may differ from the input order; the offset tracker makes commits
+    correct anyway.
+
+    The function must turn *expected* failures into values (e.g. a payload
+    that becomes a dead letter). Anything it raises is treated as a bug: the
+    exception is re-raised from ``poll()``/``join()`` in the consumer thread,
+    which stops the processor without committing past the failed message.
+    """
+
+    def __init__(
+        self,
+        function: Callable[[Message[TIn]], TOut],
+        next_step: ProcessingStep[TOut],
+        *,
+        max_in_flight: int,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "guardstream-task",
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self._function = function
+        self._next = next_step
+        self._max_in_flight = max_in_flight
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers or max_in_flight, thread_name_prefix=thread_name_prefix
+        )
+        self._in_flight: deque[tuple[Message[TIn], Future[TOut | _Skipped]]] = deque()
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def _run(self, message: Message[TIn]) -> TOut | _Skipped:
+        # Checked in the worker: a revoked partition's queued work is skipped
+        # instead of spending a thread (and an S3 request) on it.
+        if message.revoked:
+            return _SKIPPED
+        return self._function(message)
+
+    def submit(self, message: Message[TIn]) -> None:
+        if self._closed:
+            raise InvalidState("RunTaskInThreads is closed")
+        if len(self._in_flight) >= self._max_in_flight:
+            raise MessageRejected
+        if message.revoked:
+            return
+        self._in_flight.append((message, self._executor.submit(self._run, message)))
+
+    def _forward_done(self) -> None:
+        """Forward every finished task the next step accepts; keep the rest."""
+        if not self._in_flight:
+            return
+        keep: deque[tuple[Message[TIn], Future[TOut | _Skipped]]] = deque()
+        rejected = False
+        for message, future in self._in_flight:
+            if rejected or not future.done():
+                keep.append((message, future))
+                continue
+            result = future.result()  # re-raises an unexpected task exception
+            if isinstance(result, _Skipped) or message.revoked:
+                continue
+            try:
+                self._next.submit(message.replace(result))
+            except MessageRejected:
+                keep.append((message, future))
+                rejected = True
+        self._in_flight = keep
+
+    def poll(self) -> None:
+        self._forward_done()
+        self._next.poll()
+
+    def close(self) -> None:
+        self._closed = True
+
+    def join(self, timeout: float | None = None) -> None:
+        deadline = Deadline(timeout)
+        while self._in_flight:
+            self._forward_done()
+            if not self._in_flight or deadline.expired:
+                break
+            self._next.poll()
+            pending = [f for _, f in self._in_flight if not f.done()]
+            if len(pending) < len(self._in_flight):
+                # Finished work is waiting for the next step to make room.
+                deadline.pause()
+            else:
+                # Sleep until some task finishes rather than spinning.
+                remaining = deadline.remaining
+                wait_futures(
+                    pending,
+                    timeout=JOIN_WAIT_S if remaining is None else min(JOIN_WAIT_S, remaining),
+                    return_when="FIRST_COMPLETED",
+                )
+        if self._in_flight:
+            # Unfinished work is dropped: not forwarded, so not committed, so
+            # re-delivered after restart.
+            self._in_flight.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._next.close()
+        self._next.join(deadline.remaining)
+
+    def terminate(self) -> None:
+        self._closed = True
+        self._in_flight.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._next.terminate()
