@@ -77,7 +77,14 @@ def test_image_items_keep_order_and_lowercase_sha() -> None:
         {"messages": [{"role": "user", "content": "plain string"}]},
         {"messages": [{"role": "user", "content": [{"type": "audio", "url": "x"}]}]},
         {"messages": [{"role": "user", "content": [{"type": "image", "s3_uri": "http://b/k"}]}]},
-        {"messages": [{"role": "user", "content": [{"type": "image", "s3_uri": "s3://b/k", "sha256": "zz"}]}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image", "s3_uri": "s3://b/k", "sha256": "zz"}],
+                }
+            ]
+        },
         {"classify": "both"},
         {"policy": {"categories": {"X1": "bad key"}}},
         {"policy": {"excluded_category_keys": ["S1", "nope"]}},
