@@ -6,6 +6,10 @@ import argparse
 from typing import Any
 
 from worker.commands.settings_flags import add_settings_flags, load_settings
+from worker.config import Settings
+
+# Thirty days: time to triage and replay dead letters.
+DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 def register(sub: Any) -> None:
@@ -23,37 +27,54 @@ def register(sub: Any) -> None:
     ensure.add_argument(
         "--dlq-retention-ms",
         type=int,
-        default=30 * 24 * 3600 * 1000,
+        default=DLQ_RETENTION_MS,
         help="retention of the dead-letter topic (default 30 days: time to triage and replay)",
     )
     add_settings_flags(ensure)
     ensure.set_defaults(handler=run_ensure)
 
 
-def run_ensure(args: argparse.Namespace) -> int:
+def ensure_worker_topics(
+    settings: Settings,
+    *,
+    partitions: int,
+    replication_factor: int,
+    dlq_retention_ms: int = DLQ_RETENTION_MS,
+) -> list[str]:
+    """Create the input, output and dead-letter topics that are missing; return those created."""
     from kafka import KafkaAdminClient
 
     from worker.pipeline import kafka_connection
     from worker.streaming.kafka_config import admin_kwargs
     from worker.streaming.topics import TopicSpec, ensure_topics
 
-    settings = load_settings(args)
     admin = KafkaAdminClient(**admin_kwargs(kafka_connection(settings)))
     try:
-        specs = [
-            TopicSpec(settings.input_topic, args.partitions, args.replication_factor),
-            TopicSpec(settings.output_topic, args.partitions, args.replication_factor),
-            TopicSpec(
-                settings.dlq_topic,
-                args.partitions,
-                args.replication_factor,
-                {"retention.ms": str(args.dlq_retention_ms)},
-            ),
-        ]
-        created = ensure_topics(admin, specs)
+        return ensure_topics(
+            admin,
+            [
+                TopicSpec(settings.input_topic, partitions, replication_factor),
+                TopicSpec(settings.output_topic, partitions, replication_factor),
+                TopicSpec(
+                    settings.dlq_topic,
+                    partitions,
+                    replication_factor,
+                    {"retention.ms": str(dlq_retention_ms)},
+                ),
+            ],
+        )
     finally:
         admin.close()
-    for spec in specs:
-        state = "created" if spec.name in created else "exists"
-        print(f"{spec.name}: {state}")
+
+
+def run_ensure(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    created = ensure_worker_topics(
+        settings,
+        partitions=args.partitions,
+        replication_factor=args.replication_factor,
+        dlq_retention_ms=args.dlq_retention_ms,
+    )
+    for name in (settings.input_topic, settings.output_topic, settings.dlq_topic):
+        print(f"{name}: {'created' if name in created else 'exists'}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ from worker.prompt.formats import (
 from worker.prompt.types import PromptFormat
 
 log = structlog.get_logger(__name__)
+
+# transformers 5.17's Mllama vision layer warns on every call about its own argument name.
+warnings.filterwarnings("ignore", message="`hidden_state` is deprecated", category=FutureWarning)
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
