@@ -116,6 +116,8 @@ class RecordBuilder:
         self._metrics.dead_letters.labels(stage=failure.stage.value).inc()
         log.warning(
             "dead letter",
+            event_id=failure.event.event_id if failure.event else None,
+            conversation_id=failure.event.conversation_id if failure.event else None,
             stage=failure.stage.value,
             error_class=failure.error_class,
             error=failure.message,
@@ -201,9 +203,17 @@ def build_steps(
 
     def fetch(message: Message[Work]) -> Work:
         work = message.payload
-        if isinstance(work, DecodedEvent):
+        if not isinstance(work, DecodedEvent):
+            return work
+        # Log lines from the image stage (retries) name the event they are about.
+        with structlog.contextvars.bound_contextvars(
+            event_id=work.event.event_id,
+            conversation_id=work.event.conversation_id,
+            topic=message.partition.topic,
+            partition=message.partition.index,
+            offset=message.offset,
+        ):
             return prepare_event(work, prepare_image_fn)
-        return work
 
     def classify(batch: list[Work]) -> list[Work]:
         prompts = sum(len(w.requests) for w in batch if isinstance(w, PreparedEvent))
@@ -453,6 +463,6 @@ def _broker_connected(consumer: Any) -> bool:
     # kafka-python has no public "is any broker connected" call.
     try:
         client = consumer._client
-        return any(client.connected(broker.nodeId) for broker in client.cluster.brokers())
+        return any(client.connected(broker.node_id) for broker in client.cluster.brokers())
     except Exception:
         return False

@@ -113,7 +113,9 @@ def prepare_event(
                 try:
                     prepared[uri] = prepare_image(prompt.image)
                 except ImageError as exc:
-                    return Failure.from_exception(ErrorStage.FETCH, exc, exc.attempts)
+                    return Failure.from_exception(
+                        ErrorStage.FETCH, exc, exc.attempts, decoded.event
+                    )
             image = prepared[uri]
         requests.append(ClassificationRequest(prompt, image))
     return PreparedEvent(decoded, tuple(requests))
@@ -150,7 +152,14 @@ def classify_batch(
         item_outcomes = [outcomes[(item_index, i)] for i in range(len(item.requests))]
         failure = next((o for o in item_outcomes if isinstance(o, ClassificationFailure)), None)
         if failure is not None:
-            output.append(Failure(ErrorStage.CLASSIFY, failure.error_class, failure.message))
+            output.append(
+                Failure(
+                    ErrorStage.CLASSIFY,
+                    failure.error_class,
+                    failure.message,
+                    event=item.decoded.event,
+                )
+            )
         else:
             done = tuple(o for o in item_outcomes if isinstance(o, ClassificationResult))
             output.append(ClassifiedEvent(item, done))

@@ -21,10 +21,17 @@ class Failure:
     error_class: str
     message: str
     attempts: int = 1
+    event: ConversationEvent | None = None  # known once the event decoded; for logs
 
     @classmethod
-    def from_exception(cls, stage: ErrorStage, exc: BaseException, attempts: int = 1) -> Failure:
-        return cls(stage, type(exc).__name__, str(exc) or repr(exc), attempts)
+    def from_exception(
+        cls,
+        stage: ErrorStage,
+        exc: BaseException,
+        attempts: int = 1,
+        event: ConversationEvent | None = None,
+    ) -> Failure:
+        return cls(stage, type(exc).__name__, str(exc) or repr(exc), attempts, event)
 
 
 @dataclass(frozen=True)

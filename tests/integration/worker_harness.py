@@ -179,9 +179,9 @@ class Lab:
 
 
 @contextmanager
-def running_worker(settings: Settings, models: Models) -> Iterator[Worker]:
+def running_worker(settings: Settings, models: Models, **kwargs: Any) -> Iterator[Worker]:
     """A Worker consuming in a background thread; stopped (drained) on exit."""
-    worker = Worker(settings, models)
+    worker = Worker(settings, models, **kwargs)
     errors: list[BaseException] = []
 
     def target() -> None:
