@@ -19,6 +19,12 @@ kafka-python 3 facts this loop is built on (verified in its source, 3.0.12):
   in a follow-up rebalance that this member joins on its *next* ``poll()`` -
   so committing right after ``poll()`` returns still happens before the new
   owner can start.
+* Bug worked around in ``_unstick_join``: a rejoin triggered by a metadata
+  change (e.g. the first join racing a just-created topic) whose JoinGroup/
+  SyncGroup outlives the ``poll()`` timeout is never applied - the leader's
+  assignment snapshot is updated by the background join, so the next
+  ``poll()`` no longer thinks a rejoin is pending. The member stays
+  REBALANCING with no partitions, heartbeats stop and it is evicted.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any
 import structlog
 from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaTimeoutError, RebalanceInProgressError
+from kafka.structs import MemberState
 
 from worker.streaming.exceptions import CommitFailed, MessageRejected
 from worker.streaming.offsets import OffsetTracker
@@ -139,6 +146,7 @@ class StreamProcessor:
         commit: Commit | None = None,
         producer: Any = None,
         poll_timeout_ms: int = 50,
+        rebalance_poll_timeout_ms: int = 500,
         join_timeout_s: float = 30.0,
         close_timeout_s: float = 10.0,
     ) -> None:
@@ -149,6 +157,7 @@ class StreamProcessor:
         self._commit = commit
         self._producer = producer
         self._poll_timeout_ms = poll_timeout_ms
+        self._rebalance_poll_timeout_ms = rebalance_poll_timeout_ms
         self._join_timeout_s = join_timeout_s
         self._close_timeout_s = close_timeout_s
         self._listener = _Listener()
@@ -194,10 +203,12 @@ class StreamProcessor:
                 self._step.terminate()
                 self._close_clients()
                 raise
-            self._shutdown()
         finally:
+            # Restored before draining: a second SIGINT during a long join
+            # then interrupts it the usual way.
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        self._shutdown()
         return self.stats
 
     # --- the loop --------------------------------------------------------------
@@ -213,15 +224,47 @@ class StreamProcessor:
             self._step.poll()
             self._submit_pending()
             # Paused or not, poll: it keeps the member alive (max_poll_interval_ms).
-            # Short polls under backpressure: steps get poll()ed often to free room.
-            timeout = (
-                min(self._poll_timeout_ms, 10) if self._backpressure else self._poll_timeout_ms
-            )
-            records = consumer.poll(timeout_ms=timeout)
+            records = consumer.poll(timeout_ms=self._next_poll_timeout_ms())
+            self._unstick_join()
             self._handle_rebalance_events()
             if records:
                 self._take(records, max_messages)
                 self._submit_pending()
+
+    def _next_poll_timeout_ms(self) -> int:
+        if self._rebalancing():
+            # While a join is in flight, wait for it inside poll(): kafka-python
+            # 3.0.12 discards a join that completes between two poll() calls
+            # and sends a new JoinGroup (another rebalance round for everyone).
+            return self._rebalance_poll_timeout_ms
+        if self._backpressure:
+            # Short polls: steps get poll()ed often to free room.
+            return min(self._poll_timeout_ms, 10)
+        return self._poll_timeout_ms
+
+    def _rebalancing(self) -> bool:
+        group_metadata = getattr(self._consumer, "group_metadata", None)
+        return group_metadata is not None and group_metadata().state == MemberState.REBALANCING
+
+    def _unstick_join(self) -> None:
+        """Work around the kafka-python 3.0.12 lost-join bug (module docstring).
+
+        Private attributes, read defensively: a finished join task that nobody
+        consumed while no rejoin is pending can only be that bug; requesting a
+        rejoin makes the next poll() run a fresh JoinGroup. A no-op on fixed or
+        different kafka-python versions (attributes missing or never in that state).
+        """
+        coordinator: Any = getattr(self._consumer, "_coordinator", None)
+        task = getattr(coordinator, "_join_task", None)
+        if coordinator is None or task is None or getattr(task, "is_done", False) is not True:
+            return
+        try:
+            stuck = not coordinator.need_rejoin()
+        except Exception:
+            return
+        if stuck:
+            log.warning("kafka-python left a finished group join unapplied; rejoining")
+            coordinator.request_rejoin()
 
     def _take(self, records: Mapping[Any, list[Any]], max_messages: int | None) -> None:
         assigned = {Partition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -332,10 +375,16 @@ class StreamProcessor:
     def _shutdown(self) -> None:
         started = time.monotonic()
         self._pending.clear()  # never submitted: not done, so not committed
-        self._step.close()
-        self._step.join(self._join_timeout_s)
+        try:
+            self._step.close()
+            self._step.join(self._join_timeout_s)
+        except BaseException:
+            log.exception("draining the steps failed")
+            self._step.terminate()
+            raise
+        finally:
+            self._close_clients()
         log.info("steps joined", seconds=round(time.monotonic() - started, 3))
-        self._close_clients()
 
     def _close_clients(self) -> None:
         if self._producer is not None:

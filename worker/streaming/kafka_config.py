@@ -98,8 +98,9 @@ def consumer_kwargs(
         max_poll_records=max_poll_records,
         max_poll_interval_ms=max_poll_interval_ms,
         session_timeout_ms=session_timeout_ms,
-        # Heartbeat at a third of the session timeout, the usual ratio.
-        heartbeat_interval_ms=heartbeat_interval_ms or max(1000, session_timeout_ms // 3),
+        # Members learn about a rebalance from a heartbeat response: keep it
+        # frequent (kafka's 3 s default), and below a third of the session timeout.
+        heartbeat_interval_ms=heartbeat_interval_ms or min(3000, session_timeout_ms // 3),
         partition_assignment_strategy=(_ASSIGNORS[assignment],),
     )
     if group_instance_id is not None:

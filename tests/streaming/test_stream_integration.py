@@ -1,0 +1,559 @@
+"""End-to-end tests of worker.streaming against the real local broker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
+
+from schemas.dead_letter import REPLAY_COUNT, DeadLetterHeaders, ErrorStage
+from worker.streaming.consumer import StreamProcessor, kafka_commit
+from worker.streaming.dead_letters import dead_letter_record
+from worker.streaming.exceptions import ProduceFailed
+from worker.streaming.kafka_config import KafkaConnection, consumer_kwargs, producer_kwargs
+from worker.streaming.offsets import OffsetTracker
+from worker.streaming.replay import replay_dead_letters
+from worker.streaming.steps import (
+    CommitOffsets,
+    Produce,
+    RunBatchesInThread,
+    RunTask,
+    RunTaskInThreads,
+    TransactionalProduceAndCommit,
+)
+from worker.streaming.topics import TopicSpec, ensure_topics
+from worker.streaming.types import Message, OutgoingRecord, Partition, ProcessingStep
+
+pytestmark = pytest.mark.integration
+
+
+class Crash(RuntimeError):
+    """Stands in for the process dying mid-run."""
+
+
+def to_output(topic: str) -> Callable[[Message[Any]], list[OutgoingRecord]]:
+    return lambda m: [OutgoingRecord(topic, m.key, b"out-" + m.value, m.headers)]
+
+
+def at_least_once(
+    conn: KafkaConnection,
+    in_topic: str,
+    group: str,
+    build: Callable[[ProcessingStep[Any]], ProcessingStep[Any]],
+    **consumer_overrides: Any,
+) -> tuple[StreamProcessor, OffsetTracker, Any]:
+    """consumer → build(Produce → CommitOffsets)."""
+    consumer = KafkaConsumer(**consumer_kwargs(conn, group_id=group, **consumer_overrides))
+    producer = KafkaProducer(**producer_kwargs(conn))
+    tracker = OffsetTracker()
+    commit = kafka_commit(consumer)
+    tail = Produce(producer, CommitOffsets(tracker, commit, commit_interval_s=0.2))
+    processor = StreamProcessor(
+        consumer, [in_topic], build(tail), tracker, commit=commit, producer=producer
+    )
+    return processor, tracker, consumer
+
+
+def all_done(
+    tracker: OffsetTracker, topic: str, start: dict[int, int], end: dict[int, int]
+) -> bool:
+    watermarks = tracker.committable()
+    return all(watermarks.get(Partition(topic, p), start[p]) >= end[p] for p in end)
+
+
+def end_offsets(read: Callable[..., list[Any]], topic: str) -> dict[int, int]:
+    ends: dict[int, int] = {}
+    for record in read(topic):
+        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+    return ends
+
+
+def test_end_to_end_n_in_n_out_and_committed(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    produce_inputs: Callable[..., list[bytes]],
+    read_topic: Callable[..., list[Any]],
+    committed_offsets: Callable[[str, str], dict[int, int]],
+) -> None:
+    in_topic, out_topic, group = make_topic("in", 3), make_topic("out", 3), unique("group")
+    values = produce_inputs(in_topic, 60)
+    processor, _, _ = at_least_once(
+        kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
+    )
+    started = time.monotonic()
+    stats = processor.run(max_messages=60, handle_signals=False)
+    assert time.monotonic() - started < 30
+    assert stats.consumed == stats.submitted == 60
+    outputs = read_topic(out_topic)
+    assert sorted(r.value for r in outputs) == sorted(b"out-" + v for v in values)
+    # Key and headers travel with the message.
+    by_value = {r.value: r for r in outputs}
+    assert by_value[b"out-in-7"].key == b"key-7"
+    assert list(by_value[b"out-in-7"].headers) == [("seq", b"7")]
+    ends = end_offsets(read_topic, in_topic)
+    assert committed_offsets(group, in_topic) == {p: ends.get(p, 0) for p in range(3)}
+
+
+def test_crash_then_restart_is_at_least_once(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    produce_inputs: Callable[..., list[bytes]],
+    read_topic: Callable[..., list[Any]],
+    committed_offsets: Callable[[str, str], dict[int, int]],
+) -> None:
+    in_topic, out_topic, group = make_topic("in", 2), make_topic("out"), unique("group")
+    values = produce_inputs(in_topic, 40)
+    calls = 0
+
+    def crashing(m: Message[Any]) -> list[OutgoingRecord]:
+        nonlocal calls
+        calls += 1
+        if calls == 25:
+            raise Crash("killed mid-run")
+        time.sleep(0.01)  # let some acks and commits happen before the crash
+        return to_output(out_topic)(m)
+
+    processor, _, _ = at_least_once(
+        kafka_conn, in_topic, group, lambda tail: RunTask(crashing, tail), max_poll_records=5
+    )
+    with pytest.raises(Crash):
+        processor.run(handle_signals=False)
+
+    # Offsets committed only after acks: every input below a committed offset
+    # has its output.
+    committed = committed_offsets(group, in_topic)
+    assert 0 < sum(committed.values()) < 40
+    outputs_after_crash = {r.value for r in read_topic(out_topic)}
+    inputs = read_topic(in_topic)
+    for record in inputs:
+        if record.offset < committed[record.partition]:
+            assert b"out-" + record.value in outputs_after_crash
+
+    # Restart with the same group: everything ends in the output at least once.
+    ends = end_offsets(read_topic, in_topic)
+    ends = {p: ends.get(p, 0) for p in committed}
+    processor, tracker, _ = at_least_once(
+        kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
+    )
+    processor.run(until=lambda: all_done(tracker, in_topic, committed, ends), handle_signals=False)
+    outputs = Counter(r.value for r in read_topic(out_topic))
+    assert set(outputs) == {b"out-" + v for v in values}
+    assert committed_offsets(group, in_topic) == ends
+
+
+def test_backpressure_pauses_and_long_gpu_batches_never_evict(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    produce_inputs: Callable[..., list[bytes]],
+    read_topic: Callable[..., list[Any]],
+) -> None:
+    """max_poll_interval_ms=6000; the slow steps take ~9 s, one batch call 7 s."""
+    in_topic, out_topic, group = make_topic("in"), make_topic("out"), unique("group")
+    values = produce_inputs(in_topic, 8)
+    batch_sizes: list[int] = []
+
+    def slow_fetch(m: Message[Any]) -> bytes:
+        time.sleep(1.0)
+        return bytes(m.value)
+
+    def gpu(payloads: list[bytes]) -> list[bytes]:
+        batch_sizes.append(len(payloads))
+        time.sleep(7.0 if len(batch_sizes) == 1 else 0.2)
+        return [p.upper() for p in payloads]
+
+    def build(tail: ProcessingStep[Any]) -> ProcessingStep[Any]:
+        to_records = RunTask(
+            lambda m: [OutgoingRecord(out_topic, m.key, b"out-" + m.payload, m.headers)], tail
+        )
+        batches = RunBatchesInThread(
+            gpu, to_records, max_batch_size=4, max_batch_wait_ms=100, max_pending_batches=1
+        )
+        return RunTaskInThreads(slow_fetch, batches, max_in_flight=2)
+
+    processor, tracker, consumer = at_least_once(
+        kafka_conn,
+        in_topic,
+        group,
+        build,
+        max_poll_interval_ms=6000,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    generations: set[int] = set()
+
+    def until() -> bool:
+        # From the first record on (the very first join may take two
+        # generations while topic metadata arrives): any rejoin would show here.
+        if processor.stats.consumed:
+            generations.add(consumer.group_metadata().generation_id)
+        return all_done(tracker, in_topic, {0: 0}, {0: 8})
+
+    started = time.monotonic()
+    stats = processor.run(until=until, handle_signals=False)
+    elapsed = time.monotonic() - started
+    assert 8.0 < elapsed < 40, elapsed  # really longer than max_poll_interval_ms
+    assert stats.pauses >= 1 and stats.rejected >= 1
+    assert stats.revoked == 0 and stats.lost == 0 and stats.assigned == 1
+    assert len(generations) == 1, generations  # never rejoined: never evicted
+    outputs = Counter(r.value for r in read_topic(out_topic))
+    assert outputs == Counter(b"out-" + v.upper() for v in values)  # exactly once: no replays
+
+
+def test_cooperative_rebalance_between_two_members(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    produce_inputs: Callable[..., list[bytes]],
+    read_topic: Callable[..., list[Any]],
+    committed_offsets: Callable[[str, str], dict[int, int]],
+) -> None:
+    in_topic, out_topic, group = make_topic("in", 4), make_topic("out", 4), unique("group")
+    values = produce_inputs(in_topic, 80)
+    processed: set[bytes] = set()
+    stop = threading.Event()
+    b_has_partitions = threading.Event()
+
+    def work(m: Message[Any]) -> list[OutgoingRecord]:
+        if len(processed) >= 8:
+            # Hold the rest of the work until B owns partitions, so the test
+            # cannot pass with A doing everything before B even joined.
+            b_has_partitions.wait(20)
+        time.sleep(0.02)
+        processed.add(m.value)
+        return to_output(out_topic)(m)
+
+    def member(name: str) -> tuple[StreamProcessor, threading.Thread, list[BaseException]]:
+        processor, _, _ = at_least_once(
+            kafka_conn,
+            in_topic,
+            group,
+            lambda tail: RunTaskInThreads(work, tail, max_in_flight=4),
+            max_poll_records=4,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=500,
+            client_id=name,
+        )
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                processor.run(until=stop.is_set, handle_signals=False)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, name=name)
+        thread.start()
+        return processor, thread, errors
+
+    a, thread_a, errors_a = member("member-a")
+    deadline = time.monotonic() + 30
+    while len(processed) < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    b, thread_b, errors_b = member("member-b")
+    while b.stats.assigned == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    b_has_partitions.set()
+    while len(processed) < len(values) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread_a.join(30)
+    thread_b.join(30)
+    assert not errors_a and not errors_b, (errors_a, errors_b)
+    assert len(processed) == len(values)
+    assert a.stats.revoked >= 1, a.stats  # cooperative: A gave partitions to B
+    assert b.stats.assigned >= 1 and b.stats.consumed > 0, b.stats
+    outputs = Counter(r.value for r in read_topic(out_topic))
+    assert set(outputs) == {b"out-" + v for v in values}
+    assert sum(outputs.values()) < 2 * len(values)  # duplicates only around the move
+    ends = end_offsets(read_topic, in_topic)
+    assert committed_offsets(group, in_topic) == {p: ends.get(p, 0) for p in range(4)}
+
+
+# --- exactly-once ------------------------------------------------------------------
+
+
+class CrashingProducer:
+    """Delegates to a KafkaProducer; the n-th commit "kills the process": it
+    raises and the abort never reaches the broker either."""
+
+    def __init__(self, producer: Any, crash_on_commit: int) -> None:
+        self._producer = producer
+        self._crash_on = crash_on_commit
+        self.commits = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+    def commit_transaction(self) -> None:
+        self.commits += 1
+        if self.commits == self._crash_on:
+            raise Crash("died before commit_transaction")
+        self._producer.commit_transaction()
+
+    def abort_transaction(self) -> None:
+        if self.commits >= self._crash_on:
+            raise Crash("dead processes do not abort")
+        self._producer.abort_transaction()
+
+
+def exactly_once(
+    conn: KafkaConnection,
+    in_topic: str,
+    out_topic: str,
+    group: str,
+    txn_id: str,
+    wrap: Callable[[Any], Any] = lambda p: p,
+) -> tuple[StreamProcessor, OffsetTracker]:
+    consumer = KafkaConsumer(
+        **consumer_kwargs(
+            conn, group_id=group, isolation_level="read_committed", max_poll_records=5
+        )
+    )
+    producer = wrap(KafkaProducer(**producer_kwargs(conn, transactional_id=txn_id)))
+    tracker = OffsetTracker()
+    terminal = TransactionalProduceAndCommit(
+        producer, tracker, consumer.group_metadata, commit_interval_s=0.1, max_messages=10
+    )
+    first = RunTask(to_output(out_topic), terminal)
+    processor = StreamProcessor(consumer, [in_topic], first, tracker, producer=producer)
+    return processor, tracker
+
+
+def test_exactly_once_output(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    produce_inputs: Callable[..., list[bytes]],
+    read_topic: Callable[..., list[Any]],
+    committed_offsets: Callable[[str, str], dict[int, int]],
+) -> None:
+    in_topic, out_topic, group = make_topic("in", 2), make_topic("out", 2), unique("group")
+    values = produce_inputs(in_topic, 50)
+    ends = end_offsets(read_topic, in_topic)
+    ends = {p: ends.get(p, 0) for p in range(2)}
+    processor, tracker = exactly_once(kafka_conn, in_topic, out_topic, group, unique("txn"))
+    processor.run(
+        until=lambda: all_done(tracker, in_topic, {0: 0, 1: 0}, ends), handle_signals=False
+    )
+    outputs = Counter(r.value for r in read_topic(out_topic, "read_committed"))
+    assert outputs == Counter(b"out-" + v for v in values)
+    assert committed_offsets(group, in_topic) == ends
+
+
+def test_exactly_once_survives_a_crash_mid_transaction(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    produce_inputs: Callable[..., list[bytes]],
+    read_topic: Callable[..., list[Any]],
+    committed_offsets: Callable[[str, str], dict[int, int]],
+) -> None:
+    in_topic, out_topic, group = make_topic("in", 2), make_topic("out", 2), unique("group")
+    txn_id = unique("txn")
+    values = produce_inputs(in_topic, 60)
+    ends = end_offsets(read_topic, in_topic)
+    ends = {p: ends.get(p, 0) for p in range(2)}
+
+    crashing: list[CrashingProducer] = []
+
+    def wrap(producer: Any) -> CrashingProducer:
+        crashing.append(CrashingProducer(producer, crash_on_commit=3))
+        return crashing[0]
+
+    processor, _ = exactly_once(kafka_conn, in_topic, out_topic, group, txn_id, wrap)
+    with pytest.raises(Crash):
+        processor.run(handle_signals=False)
+    # The third transaction's records reached the log, its commit never happened.
+    committed = committed_offsets(group, in_topic)
+    assert 0 < sum(committed.values()) < 60
+
+    # A new producer with the same transactional_id fences the dead one and
+    # aborts its open transaction (init_transactions in the step).
+    processor, tracker = exactly_once(kafka_conn, in_topic, out_topic, group, txn_id)
+    processor.run(until=lambda: all_done(tracker, in_topic, committed, ends), handle_signals=False)
+
+    committed_view = Counter(r.value for r in read_topic(out_topic, "read_committed"))
+    assert committed_view == Counter(b"out-" + v for v in values)  # each exactly once
+    raw_view = read_topic(out_topic, "read_uncommitted")
+    assert len(raw_view) > len(values)  # the aborted records are in the log, hidden
+    assert committed_offsets(group, in_topic) == ends
+
+
+def test_zombie_producer_is_fenced(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    read_topic: Callable[..., list[Any]],
+) -> None:
+    # The input partition must exist: kafka-python retries TxnOffsetCommit for
+    # an unknown topic forever (send_offsets_to_transaction has no timeout).
+    out_topic, txn_id = make_topic("out"), unique("txn")
+    partition = Partition(make_topic("in"), 0)
+
+    def step(tracker: OffsetTracker) -> tuple[TransactionalProduceAndCommit, Any]:
+        producer = KafkaProducer(**producer_kwargs(kafka_conn, transactional_id=txn_id))
+        return (
+            TransactionalProduceAndCommit(
+                producer, tracker, lambda: unique("g"), commit_interval_s=0
+            ),
+            producer,
+        )
+
+    def message(offset: int, value: bytes) -> Message[list[OutgoingRecord]]:
+        return Message([OutgoingRecord(out_topic, None, value)], partition, offset, 0)
+
+    zombie_tracker, live_tracker = OffsetTracker(), OffsetTracker()
+    zombie, zombie_producer = step(zombie_tracker)
+    live, live_producer = step(live_tracker)  # init_transactions bumps the epoch
+    try:
+        zombie_tracker.track(partition, 0)
+        zombie.submit(message(0, b"zombie"))
+        with pytest.raises((KafkaError, ProduceFailed)) as excinfo:
+            zombie.poll()
+        cause = excinfo.value.__cause__ or excinfo.value
+        assert isinstance(cause, ProducerFencedError), repr(cause)
+        live_tracker.track(partition, 0)
+        live.submit(message(0, b"live"))
+        live.poll()
+        assert [r.value for r in read_topic(out_topic, "read_committed")] == [b"live"]
+    finally:
+        zombie_producer.close(timeout=5)
+        live_producer.close(timeout=5)
+
+
+# --- dead letters, replay, topics --------------------------------------------------
+
+
+def test_replay_round_trip(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    read_topic: Callable[..., list[Any]],
+) -> None:
+    in_topic, dlq = make_topic("in"), make_topic("dlq", 2)
+
+    def consumed(i: int, extra: tuple[tuple[str, bytes], ...] = ()) -> Message[None]:
+        return Message(
+            None,
+            Partition(in_topic, 0),
+            i,
+            1_700_000_000_000,
+            key=b"key-%d" % i,
+            value=b"\x00\xffpayload-%d" % i,
+            headers=(("app", b"%d" % i), *extra),
+        )
+
+    letters = [
+        dead_letter_record(consumed(0), ErrorStage.FETCH, "Timeout", "s3", 3, "w", dlq),
+        dead_letter_record(consumed(1), ErrorStage.FETCH, "Timeout", "s3", 3, "w", dlq),
+        dead_letter_record(consumed(2), ErrorStage.DECODE, "ValueError", "json", 1, "w", dlq),
+        dead_letter_record(
+            consumed(3, ((REPLAY_COUNT, b"3"),)), ErrorStage.FETCH, "Timeout", "s3", 3, "w", dlq
+        ),
+    ]
+    producer = KafkaProducer(**producer_kwargs(kafka_conn))
+    try:
+        for letter in letters:
+            producer.send(dlq, key=letter.key, value=letter.value, headers=list(letter.headers))
+        producer.flush(timeout=30)
+
+        def factory() -> KafkaConsumer:
+            return KafkaConsumer(**kafka_conn.common_kwargs(), enable_auto_commit=False)
+
+        result = replay_dead_letters(factory, producer, dlq, in_topic, stage="fetch", max_replays=3)
+        assert (result.scanned, result.replayed, result.refused, result.skipped) == (4, 2, 1, 1)
+        assert not result.stopped_early
+
+        replayed = sorted(read_topic(in_topic), key=lambda r: r.key)
+        assert [r.key for r in replayed] == [b"key-0", b"key-1"]
+        for i, record in enumerate(replayed):
+            assert record.value == b"\x00\xffpayload-%d" % i  # byte for byte
+            assert list(record.headers) == [("app", b"%d" % i), (REPLAY_COUNT, b"1")]
+
+        # Fails again: the new dead letter keeps the count; a second replay bumps it.
+        again = dead_letter_record(
+            Message(
+                None,
+                Partition(in_topic, 0),
+                replayed[0].offset,
+                replayed[0].timestamp,
+                replayed[0].key,
+                replayed[0].value,
+                tuple(replayed[0].headers),
+            ),
+            ErrorStage.CLASSIFY,
+            "OOM",
+            "cuda",
+            1,
+            "w2",
+            dlq,
+        )
+        assert DeadLetterHeaders.from_kafka_headers(list(again.headers)).worker == "w2"
+        dlq2 = make_topic("dlq2")
+        producer.send(dlq2, key=again.key, value=again.value, headers=list(again.headers))
+        producer.flush(timeout=30)
+        result2 = replay_dead_letters(factory, producer, dlq2, in_topic, limit=5)
+        assert result2.replayed == 1
+        last = max(read_topic(in_topic), key=lambda r: r.offset)
+        assert list(last.headers) == [("app", b"0"), (REPLAY_COUNT, b"2")]
+
+        limited = replay_dead_letters(factory, producer, dlq, in_topic, limit=1)
+        assert limited.replayed == 1 and limited.stopped_early
+    finally:
+        producer.close()
+
+
+def test_ensure_topics_is_idempotent(kafka_admin: Any, unique: Callable[[str], str]) -> None:
+    specs = [
+        TopicSpec(unique("a"), partitions=3, configs={"retention.ms": "3600000"}),
+        TopicSpec(unique("b"), partitions=1, configs={"cleanup.policy": "compact"}),
+    ]
+    assert sorted(ensure_topics(kafka_admin, specs)) == sorted(s.name for s in specs)
+    assert ensure_topics(kafka_admin, specs) == []
+    described = {t["name"]: t for t in kafka_admin.describe_topics([s.name for s in specs])}
+    assert len(described[specs[0].name]["partitions"]) == 3
+
+
+# --- the kafka-python 3 behaviour this package is built on ------------------------
+
+
+def test_kafka_python_runs_listeners_on_its_io_thread(
+    kafka_conn: KafkaConnection, make_topic: Callable[..., str], unique: Callable[[str], str]
+) -> None:
+    topic = make_topic("facts")
+    seen: dict[str, Any] = {}
+    consumer = KafkaConsumer(**consumer_kwargs(kafka_conn, group_id=unique("g")))
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            pass
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            seen["thread"] = threading.current_thread().name
+            try:
+                consumer.commit(
+                    {TopicPartition(topic, 0): __import__("kafka").OffsetAndMetadata(0, "", -1)}
+                )
+            except Exception as exc:
+                seen["commit_error"] = exc
+
+    try:
+        consumer.subscribe([topic], listener=Listener())
+        deadline = time.monotonic() + 20
+        while "thread" not in seen and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=100)
+        assert seen["thread"].startswith("kafka-io")
+        assert seen["thread"] != threading.current_thread().name
+        assert isinstance(seen["commit_error"], RuntimeError)  # hence: commit after poll()
+        metadata = consumer.group_metadata()
+        assert metadata.generation_id > 0 and metadata.member_id
+    finally:
+        consumer.close(autocommit=False)
