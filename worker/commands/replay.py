@@ -28,6 +28,11 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--max-replays", type=int, default=3, help="refuse records replayed this often"
     )
+    parser.add_argument(
+        "--replay-group",
+        help="consumer group that remembers how far replays got (default: "
+        "'<GROUP_ID>.replay[.<stage>]'; 'none' rescans the whole topic)",
+    )
     add_settings_flags(parser)
     parser.set_defaults(handler=run)
 
@@ -46,9 +51,15 @@ def run(args: argparse.Namespace) -> int:
     from_topic = args.from_topic or settings.dlq_topic
     to_topic = args.to_topic or settings.input_topic
 
+    group = args.replay_group or f"{settings.group_id}.replay" + (
+        f".{args.stage}" if args.stage else ""
+    )
+
     def consumer_factory() -> Any:
-        kwargs = consumer_kwargs(conn, group_id="unused")
-        kwargs["group_id"] = None  # assign + seek: a replay moves no group's offsets
+        # Assigned, not subscribed: the group only stores how far replays got.
+        kwargs = consumer_kwargs(conn, group_id=group)
+        if group == "none":
+            kwargs["group_id"] = None
         return KafkaConsumer(**kwargs)
 
     producer = KafkaProducer(**producer_kwargs(conn))

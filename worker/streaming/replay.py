@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from kafka import TopicPartition
+from kafka import OffsetAndMetadata, TopicPartition
 
 from schemas.dead_letter import REPLAY_COUNT, STAGE, ErrorStage
 from worker.streaming.dead_letters import strip_guardstream_headers
@@ -70,9 +70,11 @@ def replay_dead_letters(
     needs a human. ``stage`` replays only dead letters of that stage; ``limit``
     caps the number replayed.
 
-    ``consumer_factory()`` must return a ``KafkaConsumer`` *without* a group
-    (``group_id=None``): the DLQ is read with assign + seek-to-beginning, so
-    replays neither need nor move committed offsets. The scan stops at the end
+    ``consumer_factory()`` returns a ``KafkaConsumer`` (assign, no subscription).
+    With a ``group_id``, the scan resumes after the group's committed offsets and
+    commits what it scanned once every replayed record is acked, so running the
+    same replay twice re-drives nothing twice; without one, it scans from the
+    beginning and commits nothing. The scan stops at the end
     offsets captured at start: records dead-lettered meanwhile (including the
     ones that fail again after this replay) are left for the next run.
     ``idle_timeout_s`` bounds a scan that cannot reach them (e.g. an open
@@ -87,8 +89,15 @@ def replay_dead_letters(
         tps = [TopicPartition(from_topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         end = consumer.end_offsets(tps)
-        consumer.seek_to_beginning(*tps)
+        resume = consumer.config.get("group_id") is not None
+        for tp in tps:
+            committed = consumer.committed(tp) if resume else None
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
         remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}
+        scanned_up_to: dict[Any, int] = {}
         futures: list[tuple[RecordFuture, int]] = []
         last_progress = time.monotonic()
         while remaining:
@@ -110,6 +119,7 @@ def replay_dead_letters(
                         break
                     last_progress = time.monotonic()
                     result.scanned += 1
+                    scanned_up_to[tp] = record.offset + 1
                     headers = list(record.headers or ())
                     if wanted_stage is not None and _stage(headers) != wanted_stage:
                         result.skipped += 1
@@ -145,6 +155,10 @@ def replay_dead_letters(
                 f"replay of {len(failed)} dead letters failed (first: {from_topic} offset "
                 f"{offset}: {future.exception!r})"
             ) from future.exception
+        if resume and scanned_up_to:
+            # Every scanned record is handled (replayed, refused or not of the stage
+            # asked for): the next run of this group starts after it.
+            consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in scanned_up_to.items()})
     finally:
         consumer.close()
     log.info("replay finished", **vars(result))
