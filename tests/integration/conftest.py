@@ -66,3 +66,32 @@ def unique_name() -> Callable[[str], str]:
         return f"gs-test-{prefix}-{uuid.uuid4().hex[:12]}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Llama Guard 3 Vision model, written once per session."""
+    from worker.engine import write_tiny_model
+
+    return str(write_tiny_model(tmp_path_factory.mktemp("tiny-vision"), "vision", seed=0))
+
+
+@pytest.fixture(scope="session")
+def models(tiny_model_path: str) -> Any:
+    """The tiny model loaded on CPU in fp32 (``worker.pipeline.Models``)."""
+    from worker.config import Settings
+    from worker.pipeline import load_models
+
+    return load_models(Settings(model=tiny_model_path, device="cpu", dtype="float32"))
+
+
+@pytest.fixture
+def lab(
+    kafka_bootstrap: str, s3_client: Callable[..., Any], unique_name: Callable[[str], str]
+) -> Any:
+    """Private topics (1 partition) and bucket for one test (``worker_harness.Lab``)."""
+    from worker_harness import Lab
+
+    lab = Lab(kafka_bootstrap, s3_client(), unique_name("w"))
+    lab.create()
+    return lab

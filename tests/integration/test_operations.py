@@ -6,42 +6,19 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import Lab, conversation, png_bytes, running_worker, wait_for
 
-from worker.config import Settings
-from worker.engine import write_tiny_model
 from worker.health import HealthServer, HealthState
 from worker.logs import configure_logging
 from worker.metrics import Metrics
-from worker.pipeline import Models, load_models
+from worker.pipeline import Models
 
 pytestmark = pytest.mark.integration
 
 CANARY = "canary-7f3a9 do not log me"
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_tiny_model(tmp_path_factory.mktemp("ops-tiny"), "vision", seed=1))
-
-
-@pytest.fixture(scope="module")
-def models(tiny_model_path: str) -> Models:
-    return load_models(Settings(model=tiny_model_path, device="cpu", dtype="float32"))
-
-
-@pytest.fixture
-def lab(
-    kafka_bootstrap: str, s3_client: Callable[..., Any], unique_name: Callable[[str], str]
-) -> Lab:
-    lab = Lab(kafka_bootstrap, s3_client(), unique_name("ops"))
-    lab.create()
-    return lab
 
 
 def get(url: str) -> tuple[int, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,9 +10,7 @@ from worker_harness import Lab, conversation, png_bytes, running_worker
 
 from schemas.dead_letter import REPLAY_COUNT
 from worker.cli import main
-from worker.config import Settings
-from worker.engine import write_tiny_model
-from worker.pipeline import load_models
+from worker.pipeline import Models
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +30,13 @@ def input_records(lab: Lab) -> list[Any]:
 
 
 def test_replay_redrives_fetch_failures_once_and_they_then_succeed(
+    lab: Lab,
+    models: Models,
+    tiny_model_path: str,
     kafka_bootstrap: str,
-    s3_client: Callable[..., Any],
-    unique_name: Callable[[str], str],
-    tmp_path_factory: pytest.TempPathFactory,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    lab = Lab(kafka_bootstrap, s3_client(), unique_name("replay"))
-    lab.create()
-    model = str(write_tiny_model(tmp_path_factory.mktemp("replay-tiny"), "vision"))
-    models = load_models(Settings(model=model, device="cpu", dtype="float32"))
+    model = tiny_model_path
     late = f"s3://{lab.bucket}/late.png"
     lab.produce_events(
         [conversation("late-1", images=(late,)), conversation("late-2", images=(late,))]

@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 from worker_harness import Lab, conversation, noise_png, png_bytes, running_worker
 
 from schemas.dead_letter import ErrorStage
-from worker.config import Settings
-from worker.engine import write_tiny_model
-from worker.pipeline import Models, load_models
+from worker.pipeline import Models
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_tiny_model(tmp_path_factory.mktemp("worker-tiny"), "vision", seed=0))
-
-
-@pytest.fixture(scope="session")
-def models(tiny_model_path: str) -> Models:
-    return load_models(Settings(model=tiny_model_path, device="cpu", dtype="float32"))
-
-
-@pytest.fixture
-def lab(
-    kafka_bootstrap: str, s3_client: Callable[..., Any], unique_name: Callable[[str], str]
-) -> Lab:
-    lab = Lab(kafka_bootstrap, s3_client(), unique_name("w"))
-    lab.create()
-    return lab
 
 
 def test_every_event_ends_as_a_verdict_or_a_dead_letter(
