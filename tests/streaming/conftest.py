@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,13 +44,26 @@ def kafka_admin(kafka_conn: KafkaConnection) -> Iterator[Any]:
 
 
 @pytest.fixture
-def make_topic(kafka_admin: Any, unique: Callable[[str], str]) -> Callable[..., str]:
+def make_topic(kafka_admin: Any, unique: Callable[[str], str]) -> Iterator[Callable[..., str]]:
+    """make_topic(prefix, partitions) -> a new topic, deleted after the test.
+
+    Deleted because every ensure_topics() lists all the broker's topics: a
+    broker piling up thousands of test topics slows every later test down.
+    """
+    created: list[str] = []
+
     def make(prefix: str = "topic", partitions: int = 1) -> str:
         name = unique(prefix)
         ensure_topics(kafka_admin, [TopicSpec(name, partitions=partitions)])
+        created.append(name)
         return name
 
-    return make
+    yield make
+    if created:
+        try:
+            kafka_admin.delete_topics(created)
+        except Exception as exc:  # best effort: a leftover topic is harmless
+            warnings.warn(f"could not delete test topics {created}: {exc!r}", stacklevel=1)
 
 
 @pytest.fixture
@@ -74,7 +88,7 @@ def produce_inputs(kafka_conn: KafkaConnection) -> Callable[..., list[bytes]]:
 def read_topic(kafka_conn: KafkaConnection) -> Callable[..., list[Any]]:
     """read_topic(topic, isolation) -> every record up to the current end offsets."""
 
-    def read(topic: str, isolation: str = "read_uncommitted", timeout_s: float = 20.0) -> list[Any]:
+    def read(topic: str, isolation: str = "read_uncommitted", timeout_s: float = 60.0) -> list[Any]:
         consumer = KafkaConsumer(
             **kafka_conn.common_kwargs(),
             isolation_level=isolation,

@@ -1,21 +1,37 @@
-"""End-to-end tests of worker.streaming against the real local broker."""
+"""End-to-end tests of worker.streaming against the real local broker.
+
+They must hold on a loaded 2-core machine, so: no wall-clock upper bounds
+(only event-based assertions, and lower bounds where a duration is the
+precondition), generous internal deadlines after which a run is stopped and
+the test fails with diagnostics, session timeouts that delayed heartbeats
+cannot break, and a pytest timeout per test so a hang costs minutes, not ten.
+"""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
+from stream_fakes import CollectingStep
 
 from schemas.dead_letter import REPLAY_COUNT, DeadLetterHeaders, ErrorStage
-from worker.streaming.consumer import StreamProcessor, kafka_commit
+from worker.streaming.consumer import (
+    KafkaClientStalled,
+    ProcessorStats,
+    StreamProcessor,
+    kafka_commit,
+    rejoin_if_join_lost,
+)
 from worker.streaming.dead_letters import dead_letter_record
-from worker.streaming.exceptions import ProduceFailed
+from worker.streaming.exceptions import MessageRejected, ProduceFailed
 from worker.streaming.kafka_config import KafkaConnection, consumer_kwargs, producer_kwargs
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.replay import replay_dead_letters
@@ -30,11 +46,82 @@ from worker.streaming.steps import (
 from worker.streaming.topics import TopicSpec, ensure_topics
 from worker.streaming.types import Message, OutgoingRecord, Partition, ProcessingStep
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+#: Internal deadline of one run: far above what a loaded machine needs, below
+#: the pytest timeout so a stuck run fails with diagnostics.
+RUN_DEADLINE_S = 75.0
+#: The processors' stall watchdog: a consumer call still blocked this long
+#: after its own timeout fails the run (KafkaClientStalled) instead of hanging.
+STALL_TIMEOUT_S = 30.0
+#: Session timeout for tests not about eviction: heartbeats delayed by a busy
+#: machine must not expire the session.
+SESSION_TIMEOUT_MS = 30_000
 
 
 class Crash(RuntimeError):
     """Stands in for the process dying mid-run."""
+
+
+def thread_dump() -> str:
+    frames = sys._current_frames()
+    out = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame, limit=8)) if frame else ""
+        out.append(f"--- {thread.name}\n{stack}")
+    return "\n".join(out)
+
+
+class Deadline:
+    def __init__(self, seconds: float = RUN_DEADLINE_S) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self._end
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    deadline: Deadline,
+    what: str,
+    *context: Any,
+    interval_s: float = 0.05,
+) -> None:
+    """Poll ``condition``; fail with diagnostics (not a hang) at the deadline."""
+    while not condition():
+        if deadline.expired():
+            pytest.fail(f"not {what} after {deadline.seconds}s: {context}\n{thread_dump()}")
+        time.sleep(interval_s)
+
+
+def run_until(
+    processor: StreamProcessor,
+    done: Callable[[], bool] = lambda: False,
+    *,
+    deadline_s: float = RUN_DEADLINE_S,
+    **kwargs: Any,
+) -> ProcessorStats:
+    """``processor.run()`` until ``done()`` (or ``max_messages``); stopped
+    and failed with diagnostics if that takes longer than ``deadline_s``."""
+    deadline = Deadline(deadline_s)
+    timed_out = False
+
+    def until() -> bool:
+        nonlocal timed_out
+        if done():
+            return True
+        timed_out = deadline.expired()
+        return timed_out
+
+    stats = processor.run(until=until, handle_signals=False, **kwargs)
+    if timed_out:
+        pytest.fail(f"run not done after {deadline_s}s: {stats}\n{thread_dump()}")
+    return stats
 
 
 def to_output(topic: str) -> Callable[[Message[Any]], list[OutgoingRecord]]:
@@ -46,16 +133,31 @@ def at_least_once(
     in_topic: str,
     group: str,
     build: Callable[[ProcessingStep[Any]], ProcessingStep[Any]],
+    commits: list[Mapping[Partition, int]] | None = None,
     **consumer_overrides: Any,
 ) -> tuple[StreamProcessor, OffsetTracker, Any]:
-    """consumer → build(Produce → CommitOffsets)."""
+    """consumer → build(Produce → CommitOffsets); successful commits are
+    appended to ``commits`` if given."""
+    consumer_overrides.setdefault("session_timeout_ms", SESSION_TIMEOUT_MS)
     consumer = KafkaConsumer(**consumer_kwargs(conn, group_id=group, **consumer_overrides))
     producer = KafkaProducer(**producer_kwargs(conn))
     tracker = OffsetTracker()
-    commit = kafka_commit(consumer)
+    kafka_committer = kafka_commit(consumer)
+
+    def commit(offsets: Mapping[Partition, int]) -> None:
+        kafka_committer(offsets)
+        if commits is not None:
+            commits.append(dict(offsets))
+
     tail = Produce(producer, CommitOffsets(tracker, commit, commit_interval_s=0.2))
     processor = StreamProcessor(
-        consumer, [in_topic], build(tail), tracker, commit=commit, producer=producer
+        consumer,
+        [in_topic],
+        build(tail),
+        tracker,
+        commit=commit,
+        producer=producer,
+        stall_timeout_s=STALL_TIMEOUT_S,
     )
     return processor, tracker, consumer
 
@@ -87,9 +189,7 @@ def test_end_to_end_n_in_n_out_and_committed(
     processor, _, _ = at_least_once(
         kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
     )
-    started = time.monotonic()
-    stats = processor.run(max_messages=60, handle_signals=False)
-    assert time.monotonic() - started < 30
+    stats = run_until(processor, max_messages=60)
     assert stats.consumed == stats.submitted == 60
     outputs = read_topic(out_topic)
     assert sorted(r.value for r in outputs) == sorted(b"out-" + v for v in values)
@@ -112,20 +212,30 @@ def test_crash_then_restart_is_at_least_once(
     in_topic, out_topic, group = make_topic("in", 2), make_topic("out"), unique("group")
     values = produce_inputs(in_topic, 40)
     calls = 0
+    commits: list[Mapping[Partition, int]] = []
 
     def crashing(m: Message[Any]) -> list[OutgoingRecord]:
         nonlocal calls
+        if calls == 24 and not any(o > 0 for c in commits for o in c.values()):
+            # Hold the 25th record (backpressure: retried later) until some
+            # progress is committed, however slow acks are: the crash must
+            # come after a commit and before the end.
+            raise MessageRejected
         calls += 1
         if calls == 25:
             raise Crash("killed mid-run")
-        time.sleep(0.01)  # let some acks and commits happen before the crash
         return to_output(out_topic)(m)
 
     processor, _, _ = at_least_once(
-        kafka_conn, in_topic, group, lambda tail: RunTask(crashing, tail), max_poll_records=5
+        kafka_conn,
+        in_topic,
+        group,
+        lambda tail: RunTask(crashing, tail),
+        commits=commits,
+        max_poll_records=5,
     )
     with pytest.raises(Crash):
-        processor.run(handle_signals=False)
+        run_until(processor)
 
     # Offsets committed only after acks: every input below a committed offset
     # has its output.
@@ -143,7 +253,7 @@ def test_crash_then_restart_is_at_least_once(
     processor, tracker, _ = at_least_once(
         kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
     )
-    processor.run(until=lambda: all_done(tracker, in_topic, committed, ends), handle_signals=False)
+    run_until(processor, lambda: all_done(tracker, in_topic, committed, ends))
     outputs = Counter(r.value for r in read_topic(out_topic))
     assert set(outputs) == {b"out-" + v for v in values}
     assert committed_offsets(group, in_topic) == ends
@@ -156,18 +266,25 @@ def test_backpressure_pauses_and_long_gpu_batches_never_evict(
     produce_inputs: Callable[..., list[bytes]],
     read_topic: Callable[..., list[Any]],
 ) -> None:
-    """max_poll_interval_ms=6000; the slow steps take ~9 s, one batch call 7 s."""
+    """max_poll_interval_ms=6000; the slow steps take ~9 s, one batch call 7 s.
+
+    Only max_poll_interval_ms is short: that is the eviction this test is
+    about. The session timeout is long so that heartbeats delayed by a loaded
+    machine cannot evict the member either way.
+    """
     in_topic, out_topic, group = make_topic("in"), make_topic("out"), unique("group")
     values = produce_inputs(in_topic, 8)
-    batch_sizes: list[int] = []
+    max_poll_interval_s = 6.0
+    batch_seconds: list[float] = []
 
     def slow_fetch(m: Message[Any]) -> bytes:
         time.sleep(1.0)
         return bytes(m.value)
 
     def gpu(payloads: list[bytes]) -> list[bytes]:
-        batch_sizes.append(len(payloads))
-        time.sleep(7.0 if len(batch_sizes) == 1 else 0.2)
+        started = time.monotonic()
+        time.sleep(max_poll_interval_s + 1 if not batch_seconds else 0.2)
+        batch_seconds.append(time.monotonic() - started)
         return [p.upper() for p in payloads]
 
     def build(tail: ProcessingStep[Any]) -> ProcessingStep[Any]:
@@ -184,26 +301,35 @@ def test_backpressure_pauses_and_long_gpu_batches_never_evict(
         in_topic,
         group,
         build,
-        max_poll_interval_ms=6000,
-        session_timeout_ms=6000,
+        max_poll_interval_ms=int(max_poll_interval_s * 1000),
+        session_timeout_ms=SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=1000,
     )
-    generations: set[int] = set()
+    memberships: set[tuple[int, str]] = set()
+    first_record_at: float | None = None
 
-    def until() -> bool:
+    def done() -> bool:
+        nonlocal first_record_at
         # From the first record on (the very first join may take two
         # generations while topic metadata arrives): any rejoin would show here.
         if processor.stats.consumed:
-            generations.add(consumer.group_metadata().generation_id)
+            if first_record_at is None:
+                first_record_at = time.monotonic()
+            metadata = consumer.group_metadata()
+            memberships.add((metadata.generation_id, metadata.member_id))
         return all_done(tracker, in_topic, {0: 0}, {0: 8})
 
-    started = time.monotonic()
-    stats = processor.run(until=until, handle_signals=False)
-    elapsed = time.monotonic() - started
-    assert 8.0 < elapsed < 40, elapsed  # really longer than max_poll_interval_ms
+    stats = run_until(processor, done)
+    assert first_record_at is not None
+    # Preconditions (lower bounds only): one batch call alone, and so the
+    # whole run, really outlasted max_poll_interval_ms.
+    assert batch_seconds[0] > max_poll_interval_s
+    assert time.monotonic() - first_record_at > max_poll_interval_s
     assert stats.pauses >= 1 and stats.rejected >= 1
-    assert stats.revoked == 0 and stats.lost == 0 and stats.assigned == 1
-    assert len(generations) == 1, generations  # never rejoined: never evicted
+    # Never evicted: one generation and member id throughout, nothing revoked
+    # or lost, one assignment, and no record delivered twice (below).
+    assert stats.revoked == 0 and stats.lost == 0 and stats.assigned == 1, stats
+    assert len(memberships) == 1, memberships
     outputs = Counter(r.value for r in read_topic(out_topic))
     assert outputs == Counter(b"out-" + v.upper() for v in values)  # exactly once: no replays
 
@@ -218,15 +344,17 @@ def test_cooperative_rebalance_between_two_members(
 ) -> None:
     in_topic, out_topic, group = make_topic("in", 4), make_topic("out", 4), unique("group")
     values = produce_inputs(in_topic, 80)
+    ends = end_offsets(read_topic, in_topic)
+    ends = {p: ends.get(p, 0) for p in range(4)}
     processed: set[bytes] = set()
     stop = threading.Event()
     b_has_partitions = threading.Event()
 
     def work(m: Message[Any]) -> list[OutgoingRecord]:
         if len(processed) >= 8:
-            # Hold the rest of the work until B owns partitions, so the test
-            # cannot pass with A doing everything before B even joined.
-            b_has_partitions.wait(20)
+            # Hold the rest of the work until B owns partitions (however long
+            # B's join takes), so A cannot do everything before B joined.
+            b_has_partitions.wait()
         time.sleep(0.02)
         processed.add(m.value)
         return to_output(out_topic)(m)
@@ -238,7 +366,6 @@ def test_cooperative_rebalance_between_two_members(
             group,
             lambda tail: RunTaskInThreads(work, tail, max_in_flight=4),
             max_poll_records=4,
-            session_timeout_ms=6000,
             heartbeat_interval_ms=500,
             client_id=name,
         )
@@ -254,19 +381,35 @@ def test_cooperative_rebalance_between_two_members(
         thread.start()
         return processor, thread, errors
 
+    deadline = Deadline()
     a, thread_a, errors_a = member("member-a")
-    deadline = time.monotonic() + 30
-    while len(processed) < 8 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    b, thread_b, errors_b = member("member-b")
-    while b.stats.assigned == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    b_has_partitions.set()
-    while len(processed) < len(values) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    thread_a.join(30)
-    thread_b.join(30)
+    threads = [thread_a]
+    try:
+        wait_for(lambda: len(processed) >= 8, deadline, "8 processed by A", a.stats, errors_a)
+        b, thread_b, errors_b = member("member-b")
+        threads.append(thread_b)
+        try:
+            wait_for(lambda: b.stats.assigned > 0, deadline, "B assigned", a.stats, b.stats)
+        finally:
+            b_has_partitions.set()
+
+        # Done when every offset is committed (by whichever member owned the
+        # partition last), not when every value was processed once: A may
+        # have processed records of a moved partition whose results it then
+        # dropped, which B has to redo.
+        def everything_committed() -> bool:
+            if errors_a or errors_b or len(processed) < len(values) or not b.stats.consumed:
+                return bool(errors_a or errors_b)
+            return committed_offsets(group, in_topic) == ends
+
+        wait_for(everything_committed, deadline, "all committed", a.stats, b.stats, interval_s=0.5)
+    finally:
+        stop.set()
+        b_has_partitions.set()
+        shutdown = Deadline(30)
+        for thread in threads:
+            thread.join(shutdown.remaining())
+    assert not any(t.is_alive() for t in threads), thread_dump()
     assert not errors_a and not errors_b, (errors_a, errors_b)
     assert len(processed) == len(values)
     assert a.stats.revoked >= 1, a.stats  # cooperative: A gave partitions to B
@@ -274,8 +417,7 @@ def test_cooperative_rebalance_between_two_members(
     outputs = Counter(r.value for r in read_topic(out_topic))
     assert set(outputs) == {b"out-" + v for v in values}
     assert sum(outputs.values()) < 2 * len(values)  # duplicates only around the move
-    ends = end_offsets(read_topic, in_topic)
-    assert committed_offsets(group, in_topic) == {p: ends.get(p, 0) for p in range(4)}
+    assert committed_offsets(group, in_topic) == ends
 
 
 # --- exactly-once ------------------------------------------------------------------
@@ -315,7 +457,11 @@ def exactly_once(
 ) -> tuple[StreamProcessor, OffsetTracker]:
     consumer = KafkaConsumer(
         **consumer_kwargs(
-            conn, group_id=group, isolation_level="read_committed", max_poll_records=5
+            conn,
+            group_id=group,
+            isolation_level="read_committed",
+            max_poll_records=5,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
         )
     )
     producer = wrap(KafkaProducer(**producer_kwargs(conn, transactional_id=txn_id)))
@@ -324,7 +470,9 @@ def exactly_once(
         producer, tracker, consumer.group_metadata, commit_interval_s=0.1, max_messages=10
     )
     first = RunTask(to_output(out_topic), terminal)
-    processor = StreamProcessor(consumer, [in_topic], first, tracker, producer=producer)
+    processor = StreamProcessor(
+        consumer, [in_topic], first, tracker, producer=producer, stall_timeout_s=STALL_TIMEOUT_S
+    )
     return processor, tracker
 
 
@@ -341,9 +489,7 @@ def test_exactly_once_output(
     ends = end_offsets(read_topic, in_topic)
     ends = {p: ends.get(p, 0) for p in range(2)}
     processor, tracker = exactly_once(kafka_conn, in_topic, out_topic, group, unique("txn"))
-    processor.run(
-        until=lambda: all_done(tracker, in_topic, {0: 0, 1: 0}, ends), handle_signals=False
-    )
+    run_until(processor, lambda: all_done(tracker, in_topic, {0: 0, 1: 0}, ends))
     outputs = Counter(r.value for r in read_topic(out_topic, "read_committed"))
     assert outputs == Counter(b"out-" + v for v in values)
     assert committed_offsets(group, in_topic) == ends
@@ -371,7 +517,7 @@ def test_exactly_once_survives_a_crash_mid_transaction(
 
     processor, _ = exactly_once(kafka_conn, in_topic, out_topic, group, txn_id, wrap)
     with pytest.raises(Crash):
-        processor.run(handle_signals=False)
+        run_until(processor)
     # The third transaction's records reached the log, its commit never happened.
     committed = committed_offsets(group, in_topic)
     assert 0 < sum(committed.values()) < 60
@@ -379,7 +525,7 @@ def test_exactly_once_survives_a_crash_mid_transaction(
     # A new producer with the same transactional_id fences the dead one and
     # aborts its open transaction (init_transactions in the step).
     processor, tracker = exactly_once(kafka_conn, in_topic, out_topic, group, txn_id)
-    processor.run(until=lambda: all_done(tracker, in_topic, committed, ends), handle_signals=False)
+    run_until(processor, lambda: all_done(tracker, in_topic, committed, ends))
 
     committed_view = Counter(r.value for r in read_topic(out_topic, "read_committed"))
     assert committed_view == Counter(b"out-" + v for v in values)  # each exactly once
@@ -547,13 +693,52 @@ def test_kafka_python_runs_listeners_on_its_io_thread(
 
     try:
         consumer.subscribe([topic], listener=Listener())
-        deadline = time.monotonic() + 20
-        while "thread" not in seen and time.monotonic() < deadline:
-            consumer.poll(timeout_ms=100)
+        deadline = Deadline()
+        while "thread" not in seen:
+            if deadline.expired():
+                pytest.fail(f"never assigned: {consumer.group_metadata()}\n{thread_dump()}")
+            consumer.poll(timeout_ms=500)
+            # The first join races the just-created topic's metadata: the
+            # rejoin that follows can hit kafka-python's lost-join bug.
+            rejoin_if_join_lost(consumer)
         assert seen["thread"].startswith("kafka-io")
         assert seen["thread"] != threading.current_thread().name
         assert isinstance(seen["commit_error"], RuntimeError)  # hence: commit after poll()
         metadata = consumer.group_metadata()
         assert metadata.generation_id > 0 and metadata.member_id
     finally:
+        consumer.close(autocommit=False)
+
+
+def test_a_wedged_kafka_python_io_loop_fails_the_run_instead_of_hanging(
+    kafka_conn: KafkaConnection,
+    make_topic: Callable[..., str],
+    unique: Callable[[str], str],
+    produce_inputs: Callable[..., list[bytes]],
+) -> None:
+    """kafka-python 3.0.12 waits for its I/O thread without a timeout
+    (NetworkSelector.run); a wedged I/O loop must end the run with an error."""
+    topic = make_topic("in")
+    produce_inputs(topic, 5)
+    consumer = KafkaConsumer(**consumer_kwargs(kafka_conn, group_id=unique("g")))
+    step: CollectingStep[Any] = CollectingStep()
+    processor = StreamProcessor(consumer, [topic], step, OffsetTracker(), stall_timeout_s=2.0)
+    gate = threading.Event()
+    wedged = False
+
+    def done() -> bool:
+        nonlocal wedged
+        if processor.stats.consumed and not wedged:
+            wedged = True
+            # Runs on the I/O thread and blocks it: every later net.run()
+            # waits forever, as when the loop is wedged for any reason.
+            consumer._net.call_soon_threadsafe(lambda: gate.wait())
+        return False
+
+    try:
+        with pytest.raises(KafkaClientStalled, match=r"poll\(\) still blocked .*thread alive"):
+            run_until(processor, done)
+        assert wedged and step.terminated
+    finally:
+        gate.set()
         consumer.close(autocommit=False)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import Any
 
 import pytest
 from kafka import TopicPartition
 from stream_fakes import CollectingStep, FakeConsumer, FakeRecord
 
-from worker.streaming.consumer import StreamProcessor, kafka_commit
+from worker.streaming.consumer import KafkaClientStalled, StreamProcessor, kafka_commit
 from worker.streaming.exceptions import MessageRejected
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.types import Message, Partition
@@ -236,3 +237,58 @@ def test_sigterm_shuts_down_gracefully_and_restores_the_handler() -> None:
     assert step.closed and step.joined  # graceful: joined, not terminated
     assert not step.terminated
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+class WedgedNet:
+    """The kafka-python 3.0.12 NetworkSelector parts the stall watchdog reads."""
+
+    def __init__(self, io_thread: threading.Thread) -> None:
+        self._io_thread = io_thread
+        self._exception: BaseException | None = None
+        self.released = threading.Event()
+        self.failed_with: BaseException | None = None
+
+    def _fail_pending_waiters(self, exc: BaseException) -> None:
+        self.failed_with = exc
+        self.released.set()
+
+
+class WedgingConsumer(FakeConsumer):
+    """poll() #3 blocks like net.run() on a wedged I/O loop: until its waiter is failed."""
+
+    def __init__(self, net: WedgedNet) -> None:
+        super().__init__([TP0])
+        self._net = net
+
+    def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[FakeRecord]]:
+        if self.polls == 2:
+            self.polls += 1
+            assert self._net.released.wait(30), "watchdog never fired"
+            assert self._net.failed_with is not None
+            raise self._net.failed_with
+        return super().poll(timeout_ms)
+
+
+def test_a_wedged_kafka_client_fails_the_run_instead_of_hanging() -> None:
+    net = WedgedNet(io_thread=threading.main_thread())  # alive, but not serving
+    consumer = WedgingConsumer(net)
+    consumer.script = [records(0, range(2))]
+    step: CollectingStep[Any] = CollectingStep()
+    processor, _ = make(consumer, step, stall_timeout_s=0.2)
+    with pytest.raises(KafkaClientStalled, match=r"poll\(\) still blocked .*thread alive"):
+        processor.run(handle_signals=False)
+    assert step.terminated and not step.joined  # failed: nothing more committed
+    assert consumer.closed_with is None  # close() would block on the same loop
+
+
+def test_a_dead_io_thread_fails_the_run_at_once() -> None:
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    consumer = WedgingConsumer(WedgedNet(io_thread=dead))
+    consumer.script = [records(0, range(2))]
+    step: CollectingStep[Any] = CollectingStep()
+    processor, _ = make(consumer, step, stall_timeout_s=3600)
+    with pytest.raises(KafkaClientStalled, match="I/O thread is dead"):
+        processor.run(handle_signals=False)
+    assert consumer.polls == 0 and step.terminated

@@ -25,15 +25,24 @@ kafka-python 3 facts this loop is built on (verified in its source, 3.0.12):
   assignment snapshot is updated by the background join, so the next
   ``poll()`` no longer thinks a rejoin is pending. The member stays
   REBALANCING with no partitions, heartbeats stop and it is evicted.
+* Every blocking call (``poll``, ``commit``, ``close``) hands a coroutine to the
+  I/O thread and then waits for it on a ``threading.Event`` *without a timeout*
+  (``NetworkSelector.run``): ``timeout_ms`` only bounds the coroutine. If the
+  I/O loop stops running it (thread dead or wedged), the call never returns and
+  the worker hangs silently, still "running". ``_StallWatchdog`` turns that
+  into a ``KafkaClientStalled`` error (see there).
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -43,7 +52,7 @@ from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaTimeoutError, RebalanceInProgressError
 from kafka.structs import MemberState
 
-from worker.streaming.exceptions import CommitFailed, MessageRejected
+from worker.streaming.exceptions import CommitFailed, MessageRejected, StreamingError
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.types import Commit, Lease, Message, Partition, ProcessingStep
 
@@ -64,17 +73,167 @@ def kafka_commit(consumer: Any, *, timeout_ms: int = 30_000) -> Commit:
 
     def commit(offsets: Mapping[Partition, int]) -> None:
         try:
-            consumer.commit(
-                {
-                    TopicPartition(p.topic, p.index): OffsetAndMetadata(o, "", -1)
-                    for p, o in offsets.items()
-                },
-                timeout_ms=timeout_ms,
-            )
+            with _guarded(consumer, "commit", timeout_ms / 1000):
+                consumer.commit(
+                    {
+                        TopicPartition(p.topic, p.index): OffsetAndMetadata(o, "", -1)
+                        for p, o in offsets.items()
+                    },
+                    timeout_ms=timeout_ms,
+                )
         except (CommitFailedError, RebalanceInProgressError, KafkaTimeoutError) as exc:
             raise CommitFailed(repr(exc)) from exc
 
     return commit
+
+
+class KafkaClientStalled(StreamingError):
+    """A kafka-python consumer call outlived its own timeout by ``stall_timeout_s``.
+
+    Its I/O thread is dead or wedged: the client cannot recover, so the
+    processor stops with this error (the process should exit non-zero and be
+    restarted) instead of hanging.
+    """
+
+
+def rejoin_if_join_lost(consumer: Any) -> bool:
+    """Work around the kafka-python 3.0.12 lost-join bug (module docstring).
+
+    Private attributes, read defensively: a finished join task that nobody
+    consumed while no rejoin is pending can only be that bug; requesting a
+    rejoin makes the next poll() run a fresh JoinGroup. A no-op on fixed or
+    different kafka-python versions (attributes missing or never in that
+    state). Returns whether a rejoin was requested. Call it from the thread
+    that polls, right after ``poll()``.
+    """
+    coordinator: Any = getattr(consumer, "_coordinator", None)
+    task = getattr(coordinator, "_join_task", None)
+    if coordinator is None or task is None or getattr(task, "is_done", False) is not True:
+        return False
+    try:
+        stuck = not coordinator.need_rejoin()
+    except Exception:
+        return False
+    if stuck:
+        log.warning("kafka-python left a finished group join unapplied; rejoining")
+        coordinator.request_rejoin()
+    return stuck
+
+
+def _stack_of(thread: threading.Thread | None, limit: int = 12) -> str:
+    frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+    return "".join(traceback.format_stack(frame, limit=limit)) if frame else "<not running>"
+
+
+class _StallWatchdog:
+    """Turns a kafka-python call that never returns into ``KafkaClientStalled``.
+
+    The loop thread wraps each blocking consumer call (``poll``, ``commit``,
+    ``close``) in ``guard(what, timeout_s)``, ``timeout_s`` being the timeout
+    the call was given. A daemon thread checks about once a second; a call
+    still running ``stall_timeout_s`` after its own timeout, or running while
+    the I/O thread is dead, is a wedged client. The watchdog then logs both
+    threads' stacks and fails the client's pending ``run()`` waiters the way
+    kafka-python does itself when its loop crashes
+    (``NetworkSelector._fail_pending_waiters``, private, read defensively), so
+    the blocked call raises ``KafkaClientStalled`` in the loop thread. Blocked
+    elsewhere (a fake client, another kafka-python version), the call raises it
+    as soon as it returns.
+    """
+
+    def __init__(self, consumer: Any, stall_timeout_s: float) -> None:
+        self._net: Any = getattr(consumer, "_net", None)
+        self._stall_timeout_s = stall_timeout_s
+        self._lock = threading.Lock()
+        # (what, deadline, calling thread) of the call in progress, if any.
+        self._call: tuple[str, float, threading.Thread] | None = None
+        self.error: KafkaClientStalled | None = None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._watch, name="stream-stall-watchdog", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _io_thread(self) -> threading.Thread | None:
+        thread = getattr(self._net, "_io_thread", None)
+        return thread if isinstance(thread, threading.Thread) else None
+
+    def _io_thread_died(self) -> bool:
+        io = self._io_thread()
+        if io is None or io.is_alive():
+            return False
+        # A loop that crashed with an exception is reported by kafka-python
+        # itself (run() re-raises it): only a silent death is ours to report.
+        return getattr(self._net, "_exception", None) is None
+
+    @contextmanager
+    def guard(self, what: str, timeout_s: float) -> Iterator[None]:
+        if self.error is not None:
+            raise self.error
+        if self._io_thread_died():
+            self.error = KafkaClientStalled(
+                f"consumer.{what}(): the kafka-python I/O thread is dead"
+            )
+            raise self.error
+        deadline = time.monotonic() + timeout_s + self._stall_timeout_s
+        with self._lock:
+            self._call = (what, deadline, threading.current_thread())
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._call = None
+        if self.error is not None:
+            raise self.error  # fired while the call was returning by itself
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(min(1.0, self._stall_timeout_s / 4)):
+            with self._lock:
+                call = self._call
+            if call is None or self.error is not None:
+                continue
+            what, deadline, caller = call
+            dead = self._io_thread_died()
+            if not dead and time.monotonic() < deadline:
+                continue
+            io = self._io_thread()
+            self.error = KafkaClientStalled(
+                f"consumer.{what}() still blocked {self._stall_timeout_s:.0f}s after its "
+                f"timeout; kafka-python I/O thread "
+                f"{'dead' if dead else 'alive' if io is not None else 'unknown'}"
+            )
+            log.error(
+                "kafka client stalled: failing the blocked call",
+                call=what,
+                io_thread_stack=_stack_of(io),
+                caller_stack=_stack_of(caller),
+            )
+            fail = getattr(self._net, "_fail_pending_waiters", None)
+            if callable(fail):
+                fail(self.error)
+
+
+# Watchdog of the StreamProcessor running on a consumer, by id(consumer), for
+# kafka_commit() which only knows the consumer.
+_watchdogs: dict[int, _StallWatchdog] = {}
+
+
+@contextmanager
+def _guarded(consumer: Any, what: str, timeout_s: float) -> Iterator[None]:
+    watchdog = _watchdogs.get(id(consumer))
+    if watchdog is None:
+        yield
+    else:
+        with watchdog.guard(what, timeout_s):
+            yield
 
 
 @dataclass
@@ -134,6 +293,10 @@ class StreamProcessor:
     mode, where offsets are only committed inside transactions.
 
     ``producer`` (optional) is closed at the end, after the steps are joined.
+
+    ``stall_timeout_s``: a consumer call (poll, commit, close) still blocked
+    this long after its own timeout means kafka-python's I/O thread is dead or
+    wedged; run() then fails with ``KafkaClientStalled`` instead of hanging.
     """
 
     def __init__(
@@ -149,6 +312,7 @@ class StreamProcessor:
         rebalance_poll_timeout_ms: int = 500,
         join_timeout_s: float = 30.0,
         close_timeout_s: float = 10.0,
+        stall_timeout_s: float = 60.0,
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
@@ -160,6 +324,8 @@ class StreamProcessor:
         self._rebalance_poll_timeout_ms = rebalance_poll_timeout_ms
         self._join_timeout_s = join_timeout_s
         self._close_timeout_s = close_timeout_s
+        self._stall_timeout_s = stall_timeout_s
+        self._watchdog = _StallWatchdog(consumer, stall_timeout_s)
         self._listener = _Listener()
         self._leases: dict[Partition, Lease] = {}
         self._pending: deque[Message[KafkaPayload]] = deque()
@@ -190,6 +356,19 @@ class StreamProcessor:
         the consumer. An exception from a step terminates the steps, closes the
         clients *without* committing anything more, and propagates.
         """
+        self._watchdog = _StallWatchdog(self._consumer, self._stall_timeout_s)
+        _watchdogs[id(self._consumer)] = self._watchdog  # for kafka_commit()
+        self._watchdog.start()
+        try:
+            self._run(max_messages, until, handle_signals)
+        finally:
+            _watchdogs.pop(id(self._consumer), None)
+            self._watchdog.stop()
+        return self.stats
+
+    def _run(
+        self, max_messages: int | None, until: Callable[[], bool] | None, handle_signals: bool
+    ) -> None:
         previous: dict[signal.Signals, Any] = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -209,7 +388,6 @@ class StreamProcessor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self._shutdown()
-        return self.stats
 
     # --- the loop --------------------------------------------------------------
 
@@ -224,8 +402,10 @@ class StreamProcessor:
             self._step.poll()
             self._submit_pending()
             # Paused or not, poll: it keeps the member alive (max_poll_interval_ms).
-            records = consumer.poll(timeout_ms=self._next_poll_timeout_ms())
-            self._unstick_join()
+            timeout_ms = self._next_poll_timeout_ms()
+            with self._watchdog.guard("poll", timeout_ms / 1000):
+                records = consumer.poll(timeout_ms=timeout_ms)
+            rejoin_if_join_lost(consumer)
             self._handle_rebalance_events()
             if records:
                 self._take(records, max_messages)
@@ -245,26 +425,6 @@ class StreamProcessor:
     def _rebalancing(self) -> bool:
         group_metadata = getattr(self._consumer, "group_metadata", None)
         return group_metadata is not None and group_metadata().state == MemberState.REBALANCING
-
-    def _unstick_join(self) -> None:
-        """Work around the kafka-python 3.0.12 lost-join bug (module docstring).
-
-        Private attributes, read defensively: a finished join task that nobody
-        consumed while no rejoin is pending can only be that bug; requesting a
-        rejoin makes the next poll() run a fresh JoinGroup. A no-op on fixed or
-        different kafka-python versions (attributes missing or never in that state).
-        """
-        coordinator: Any = getattr(self._consumer, "_coordinator", None)
-        task = getattr(coordinator, "_join_task", None)
-        if coordinator is None or task is None or getattr(task, "is_done", False) is not True:
-            return
-        try:
-            stuck = not coordinator.need_rejoin()
-        except Exception:
-            return
-        if stuck:
-            log.warning("kafka-python left a finished group join unapplied; rejoining")
-            coordinator.request_rejoin()
 
     def _take(self, records: Mapping[Any, list[Any]], max_messages: int | None) -> None:
         assigned = {Partition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -392,8 +552,15 @@ class StreamProcessor:
                 self._producer.close(timeout=self._close_timeout_s)
             except Exception as exc:
                 log.warning("producer close failed", error=repr(exc))
+        if self._watchdog.error is not None:
+            # close() would block on the wedged I/O loop too (leave-group
+            # request, then an unbounded join of the I/O thread): leave the
+            # consumer to the process exit (its I/O thread is a daemon).
+            log.warning("consumer not closed: its kafka-python I/O thread is stalled")
+            return
         try:
             # Offsets were committed explicitly; never let close() auto-commit.
-            self._consumer.close(autocommit=False, timeout_ms=int(self._close_timeout_s * 1000))
+            with self._watchdog.guard("close", self._close_timeout_s):
+                self._consumer.close(autocommit=False, timeout_ms=int(self._close_timeout_s * 1000))
         except Exception as exc:
             log.warning("consumer close failed", error=repr(exc))
