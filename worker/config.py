@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     unsafe_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Verdict is unsafe when P(unsafe) >= this."
     )
-    max_batch_size: int = Field(8, ge=1, description="Prompts per model batch.")
+    max_batch_size: int = Field(32, ge=1, description="Prompts per model batch.")
     max_batch_wait_ms: int = Field(
         20, ge=0, description="How long a partial batch waits for more prompts."
     )
@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     )
     category_max_new_tokens: int = Field(
         12, ge=1, le=64, description="Tokens decoded for categories of unsafe prompts."
+    )
+    vision_cache_size: int = Field(
+        32,
+        ge=0,
+        description="Images whose projected vision states stay on the model's device, so a repeated image skips the encoder (~52 MB each for the 11B in bf16); 0 = off.",
+    )
+    verdict_cache_size: int = Field(
+        4096,
+        ge=0,
+        description="Results of exact-repeat prompts (same image sha256, prompt text and model revision) kept in memory; 0 = off.",
     )
 
     # --- S3 and images -----------------------------------------------------------

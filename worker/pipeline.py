@@ -250,8 +250,17 @@ def _batch_cost(work: Work) -> int:
 
 
 def load_models(settings: Settings) -> Models:
-    """Load the vision model (and the text model when configured) per the settings."""
-    from worker.engine import LlamaGuardClassifier, load_text_model, load_vision_model
+    """Load the vision model (and the text model when configured) per the settings.
+
+    Each classifier is wrapped in the verdict cache unless ``VERDICT_CACHE_SIZE`` is 0;
+    the vision model keeps ``VISION_CACHE_SIZE`` images' encoder outputs.
+    """
+    from worker.engine import (
+        CachingClassifier,
+        LlamaGuardClassifier,
+        load_text_model,
+        load_vision_model,
+    )
 
     if settings.model is None:
         raise ValueError("GUARDSTREAM_MODEL is not set: pass --model PATH_OR_HUB_ID")
@@ -265,6 +274,7 @@ def load_models(settings: Settings) -> Models:
         threshold=settings.unsafe_threshold,
         category_max_new_tokens=settings.category_max_new_tokens,
         max_batch_size=settings.max_batch_size,
+        vision_cache_size=settings.vision_cache_size,
     )
     text = None
     if settings.text_model is not None:
@@ -279,10 +289,16 @@ def load_models(settings: Settings) -> Models:
             category_max_new_tokens=settings.category_max_new_tokens,
             max_batch_size=settings.max_batch_size,
         )
+
+    def cached(classifier: Classifier) -> Classifier:
+        if not settings.verdict_cache_size:
+            return classifier
+        return CachingClassifier(classifier, settings.verdict_cache_size)
+
     return Models(
-        vision=vision,
+        vision=cached(vision),
         tiling=vision.tiling_spec(),
-        text=text,
+        text=cached(text) if text is not None else None,
         text_format=text.prompt_format if text is not None else PromptFormat.LG3_8B,
     )
 
@@ -336,6 +352,10 @@ class Worker:
         self.health.model_loaded = True
         for role, classifier in (("vision", models.vision), ("text", models.text)):
             if classifier is not None:
+                # The engine's caches report to the metrics through a callback.
+                attach = getattr(classifier, "set_cache_observer", None)
+                if attach is not None:
+                    attach(self._count_cache_lookup)
                 info = classifier.model_info
                 self.metrics.model_info.labels(
                     role=role,
@@ -416,6 +436,10 @@ class Worker:
 
     def stop(self) -> None:
         self.processor.stop()
+
+    def _count_cache_lookup(self, cache: str, hit: bool) -> None:
+        counter = self.metrics.cache_hits if hit else self.metrics.cache_misses
+        counter.labels(cache=cache).inc()
 
     def run(self, until: Callable[[], bool] | None = None, *, handle_signals: bool = True) -> None:
         def tick() -> bool:

@@ -4,6 +4,8 @@ Knows nothing of Kafka or S3: prompts and prepared images in, results out.
 """
 
 from worker.engine.aggregate import AggregateVerdict, aggregate
+from worker.engine.cache import CacheObserver, LruCache
+from worker.engine.caching import CachingClassifier
 from worker.engine.loading import LoadedModel, load_text_model, load_vision_model
 from worker.engine.reference import ReferenceClassifier
 from worker.engine.scoring import LlamaGuardClassifier
@@ -20,12 +22,15 @@ from worker.engine.vision_inputs import prepared_image_from_processor
 
 __all__ = [
     "AggregateVerdict",
+    "CacheObserver",
+    "CachingClassifier",
     "ClassificationFailure",
     "ClassificationRequest",
     "ClassificationResult",
     "Classifier",
     "LlamaGuardClassifier",
     "LoadedModel",
+    "LruCache",
     "ModelInfo",
     "Outcome",
     "ReferenceClassifier",

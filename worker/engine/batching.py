@@ -5,6 +5,9 @@ Left padding with <|finetune_right_pad_id|>; position ids count real tokens only
 positions as when it runs alone. For image rows the cross-attention mask lets every
 token from ``<|image|>`` to the end attend to the image's real tiles, as
 ``MllamaProcessor`` does for a prompt with one image.
+
+On CUDA, pixel tensors go to the device through pinned (page-locked) host memory
+(``to_device``), so the copy is a DMA that does not stall the CPU thread.
 """
 
 from __future__ import annotations
@@ -60,8 +63,13 @@ def build_batch(
     pad_id: int,
     device: torch.device,
     pixel_dtype: torch.dtype = torch.float32,
+    pixels: bool = True,
 ) -> ModelBatch:
-    """Left-padded tensors for ``samples``: all with an image, or all without."""
+    """Left-padded tensors for ``samples``: all with an image, or all without.
+
+    ``pixels=False`` leaves out ``pixel_values`` and the aspect-ratio inputs: the caller
+    passes ``cross_attention_states`` (vision encoded once per distinct image) instead.
+    """
     with_image = [sample.image is not None for sample in samples]
     if any(with_image) and not all(with_image):
         # transformers changes the logits of text-only rows batched with image rows.
@@ -85,24 +93,66 @@ def build_batch(
     images = [sample.image for sample in samples if sample.image is not None]
     max_tiles = images[0].pixel_values.shape[0]
     cross_attention_mask = torch.zeros((len(samples), length, 1, max_tiles), dtype=torch.long)
-    aspect_ratio_mask = torch.zeros((len(samples), 1, max_tiles), dtype=torch.long)
     for row, (sample, image) in enumerate(zip(samples, images, strict=True)):
         if sample.image_position is None:
             raise ValueError("an image sample without an <|image|> token")
         start = length - len(sample.input_ids) + sample.image_position
         cross_attention_mask[row, start:, 0, : image.num_tiles] = 1
-        aspect_ratio_mask[row, 0, : image.num_tiles] = 1
-    pixel_values = torch.stack([image.pixel_values for image in images]).unsqueeze(1)
-    aspect_ratio_ids = torch.tensor([[image.aspect_ratio_id] for image in images], dtype=torch.long)
+    if not pixels:
+        return ModelBatch(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            cross_attention_mask=cross_attention_mask.to(device),
+        )
+    vision = vision_inputs(images, device=device, pixel_dtype=pixel_dtype)
     return ModelBatch(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
         cross_attention_mask=cross_attention_mask.to(device),
-        pixel_values=pixel_values.to(device=device, dtype=pixel_dtype),
+        pixel_values=vision.pixel_values,
+        aspect_ratio_ids=vision.aspect_ratio_ids,
+        aspect_ratio_mask=vision.aspect_ratio_mask,
+    )
+
+
+@dataclass(frozen=True)
+class VisionInputs:
+    """The vision encoder's inputs for ``n`` images, one image per row."""
+
+    pixel_values: torch.Tensor  # (n, 1, max_tiles, 3, H, W)
+    aspect_ratio_ids: torch.Tensor  # (n, 1)
+    aspect_ratio_mask: torch.Tensor  # (n, 1, max_tiles)
+
+
+def vision_inputs(
+    images: Sequence[PreparedImage], *, device: torch.device, pixel_dtype: torch.dtype
+) -> VisionInputs:
+    max_tiles = images[0].pixel_values.shape[0]
+    aspect_ratio_mask = torch.zeros((len(images), 1, max_tiles), dtype=torch.long)
+    for row, image in enumerate(images):
+        aspect_ratio_mask[row, 0, : image.num_tiles] = 1
+    first = images[0].pixel_values
+    pixel_values = torch.empty(
+        (len(images), *first.shape), dtype=first.dtype, pin_memory=_pinned(device)
+    )
+    torch.stack([image.pixel_values for image in images], out=pixel_values)
+    aspect_ratio_ids = torch.tensor([[image.aspect_ratio_id] for image in images], dtype=torch.long)
+    return VisionInputs(
+        pixel_values=to_device(pixel_values, device).to(pixel_dtype).unsqueeze(1),
         aspect_ratio_ids=aspect_ratio_ids.to(device),
         aspect_ratio_mask=aspect_ratio_mask.to(device),
     )
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host → device; asynchronous when ``tensor`` is pinned (same CUDA stream, so safe)."""
+    return tensor.to(device, non_blocking=tensor.is_pinned())
+
+
+def _pinned(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_available()
 
 
 def validate_image(

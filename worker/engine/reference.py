@@ -46,6 +46,10 @@ class ReferenceClassifier:
     def model_info(self) -> ModelInfo:
         return self._loaded.info
 
+    @property
+    def loaded(self) -> LoadedModel:
+        return self._loaded
+
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for request in requests:

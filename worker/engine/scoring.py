@@ -7,6 +7,13 @@ answer token's logits (score: see ``worker.engine.answers``); rows judged unsafe
 then decode a few category tokens greedily from the same KV cache. A batch that
 fails falls back to one sample at a time, so one malformed sample fails alone; CUDA
 out-of-memory halves the batch and retries.
+
+Vision once per image: the vision encoder and projector run here, not inside the
+model's forward, once per distinct image (``PreparedImage.sha256``) of a batch; the
+projected states (all tile slots: padded ones too, since real tiles attend to them in
+the encoder and text before ``<|image|>`` attends to every slot) are passed to the
+model as ``cross_attention_states``. A bounded LRU of those states on the model's
+device lets a repeated image with new text skip the encoder altogether.
 """
 
 from __future__ import annotations
@@ -19,7 +26,14 @@ import torch
 
 from worker.engine import token_ids
 from worker.engine.answers import parse_categories, unsafe_probability
-from worker.engine.batching import EncodedSample, ModelBatch, build_batch, validate_image
+from worker.engine.batching import (
+    EncodedSample,
+    ModelBatch,
+    build_batch,
+    validate_image,
+    vision_inputs,
+)
+from worker.engine.cache import CacheObserver, LruCache
 from worker.engine.decoding import decode_after
 from worker.engine.exceptions import MalformedRequest
 from worker.engine.loading import LoadedModel
@@ -32,10 +46,13 @@ from worker.engine.types import (
     Outcome,
 )
 from worker.engine.vision_inputs import tiling_spec_from_processor
-from worker.images.types import TilingSpec
+from worker.images.types import PreparedImage, TilingSpec
 from worker.prompt.types import PromptFormat
 
 log = structlog.get_logger(__name__)
+
+# (image sha256, tile count, aspect-ratio id, model id, model revision)
+VisionKey = tuple[str, int, int, str, str]
 
 
 class LlamaGuardClassifier:
@@ -48,7 +65,12 @@ class LlamaGuardClassifier:
         threshold: float = 0.5,
         category_max_new_tokens: int = 12,
         max_batch_size: int | None = None,
+        vision_cache_size: int = 0,
+        cache_observer: CacheObserver | None = None,
     ) -> None:
+        """``vision_cache_size``: images whose projected vision states stay on the device
+        (0: none; in-batch duplicates are still encoded once). Each entry holds
+        max_tiles × patches × hidden values: ~52 MB for the 11B in bfloat16."""
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self._loaded = loaded
@@ -63,6 +85,15 @@ class LlamaGuardClassifier:
         self._max_aspect_ratio_id = (
             int(loaded.model.config.vision_config.max_aspect_ratio_id) if loaded.is_vision else 0
         )
+        self._vision_cache: LruCache[VisionKey, torch.Tensor] = LruCache(vision_cache_size)
+        self._observer = cache_observer
+
+    def set_cache_observer(self, observer: CacheObserver | None) -> None:
+        """Called with ``("vision", hit)`` per image row of a batch (hit: no encoder run)."""
+        self._observer = observer
+
+    def clear_vision_cache(self) -> None:
+        self._vision_cache.clear()
 
     @property
     def model_info(self) -> ModelInfo:
@@ -140,6 +171,7 @@ class LlamaGuardClassifier:
         try:
             return list(zip(chunk, self._score_batch(chunk), strict=True))
         except torch.OutOfMemoryError as exc:
+            self._vision_cache.clear()  # memory for the retry beats cached encoder runs
             _free_device_memory()
             if len(chunk) == 1:
                 return [(chunk[0], ClassificationFailure.from_exception(exc))]
@@ -159,11 +191,13 @@ class LlamaGuardClassifier:
             return [pair for sample in chunk for pair in self._run_resilient([sample])]
 
     def _score_batch(self, chunk: Sequence[EncodedSample]) -> list[Outcome]:
-        batch = build_batch(
-            chunk, pad_id=token_ids.PAD, device=self._device, pixel_dtype=self._model.dtype
-        )
+        batch = build_batch(chunk, pad_id=token_ids.PAD, device=self._device, pixels=False)
         with torch.inference_mode():
-            output = self._model(**batch.model_kwargs(), use_cache=True, logits_to_keep=1)
+            kwargs: dict[str, Any] = batch.model_kwargs()
+            if batch.cross_attention_mask is not None:
+                images = [sample.image for sample in chunk if sample.image is not None]
+                kwargs["cross_attention_states"] = self.vision_states(images)
+            output = self._model(**kwargs, use_cache=True, logits_to_keep=1)
             pair = output.logits[:, -1, [token_ids.SAFE, token_ids.UNSAFE]].float().cpu().tolist()
             scores = [unsafe_probability(safe, unsafe) for safe, unsafe in pair]
             unsafe_rows = [row for row, score in enumerate(scores) if score >= self.threshold]
@@ -183,6 +217,52 @@ class LlamaGuardClassifier:
                 )
             )
         return outcomes
+
+    def vision_states(self, images: Sequence[PreparedImage]) -> torch.Tensor:
+        """``cross_attention_states`` for one image per row: (rows × max_tiles, patches, hidden).
+
+        Each distinct image is encoded at most once; cached ones not at all.
+        """
+        info = self.model_info
+        keys = [
+            (image.sha256, image.num_tiles, image.aspect_ratio_id, info.id, info.revision)
+            for image in images
+        ]
+        found: dict[VisionKey, torch.Tensor] = {}
+        todo: dict[VisionKey, PreparedImage] = {}
+        for key, image in zip(keys, images, strict=True):
+            if key in found or key in todo:
+                hit = True  # a duplicate within the batch
+            else:
+                cached = self._vision_cache.get(key)
+                hit = cached is not None
+                if cached is not None:
+                    found[key] = cached
+                else:
+                    todo[key] = image
+            if self._observer is not None:
+                self._observer("vision", hit)
+        if todo:
+            encoded = self._encode_images(list(todo.values()))
+            for row, key in enumerate(todo):
+                # A row of a larger tensor would keep all of it alive in the cache.
+                states = encoded[row] if len(todo) == 1 else encoded[row].clone()
+                found[key] = states
+                self._vision_cache.put(key, states)
+        rows = torch.stack([found[key] for key in keys])  # (rows, max_tiles, patches, hidden)
+        return rows.reshape(-1, rows.shape[-2], rows.shape[-1])
+
+    def _encode_images(self, images: Sequence[PreparedImage]) -> torch.Tensor:
+        """What ``MllamaModel.forward`` computes from pixels: (n, max_tiles, patches, hidden)."""
+        inner = self._model.model  # MllamaModel: vision_model, multi_modal_projector
+        inputs = vision_inputs(images, device=self._device, pixel_dtype=self._model.dtype)
+        hidden = inner.vision_model(
+            pixel_values=inputs.pixel_values,
+            aspect_ratio_ids=inputs.aspect_ratio_ids,
+            aspect_ratio_mask=inputs.aspect_ratio_mask,
+        ).last_hidden_state  # (n, 1, max_tiles, patches, vision_output_dim)
+        states = inner.multi_modal_projector(hidden)
+        return states.reshape(len(images), states.shape[2], states.shape[3], states.shape[4])
 
     def _decode_categories(
         self, batch: ModelBatch, cache: Any, rows: Sequence[int]

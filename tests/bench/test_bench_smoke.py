@@ -1,0 +1,94 @@
+"""Smoke tests of ``guardstream bench``: the JSON shape and the counts, never timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker.bench import BENCHMARKS, load
+from worker.bench.common import emit, percentile
+from worker.cli import build_parser
+
+MACHINE_KEYS = {"date", "cpu", "cores", "torch", "transformers"}
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    """Parse argv as the CLI does, run the benchmark, and return its one JSON line."""
+    args = build_parser().parse_args(["bench", *argv])
+    emit(load(args.benchmark).run(args))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    result: dict[str, Any] = json.loads(lines[0])
+    assert result["benchmark"] == args.benchmark
+    assert result["machine"].keys() >= MACHINE_KEYS
+    return result
+
+
+def test_every_benchmark_is_a_subcommand() -> None:
+    parser = build_parser()
+    for name in BENCHMARKS:
+        assert parser.parse_args(["bench", name]).benchmark == name
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+
+
+def test_preprocess(capsys: pytest.CaptureFixture[str]) -> None:
+    result = _run(
+        capsys,
+        "preprocess",
+        "--images",
+        "2",
+        "--width",
+        "1600",
+        "--height",
+        "1200",
+        "--threads",
+        "2",
+    )
+    assert result["images"] == 2
+    assert result["unit"] == "images/s"
+    for key in ("guardstream", "guardstream_1_thread", "baseline", "ratio"):
+        assert result[key] > 0
+    assert result["fidelity"]["full_decode_bit_identical"] is True
+
+
+@pytest.mark.integration
+def test_overhead(capsys: pytest.CaptureFixture[str]) -> None:
+    result = _run(capsys, "overhead", "--events", "40")
+    assert result["events"] == result["verdicts"] == result["baseline_outputs"] == 40
+    assert result["dead_letters"] == 0
+    assert result["guardstream"] > 0 and result["baseline"] > 0 and result["ratio"] > 0
+
+
+def test_engine_skips_cleanly_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = _run(capsys, "engine")
+    assert "no CUDA" in result["skipped"]
+
+
+@pytest.mark.slow
+def test_engine_dry_run_on_cpu(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The GPU benchmark's code path on a tiny config (the 11B's would not fit a test)."""
+    from worker.engine import write_tiny_model
+
+    config = write_tiny_model(tmp_path / "tiny", "vision") / "config.json"
+    result = _run(
+        capsys,
+        "engine",
+        *("--device", "cpu", "--dtype", "float32", "--config", str(config)),
+        *("--requests", "2", "--baseline-requests", "1", "--batch-size", "2"),
+    )
+    assert set(result["cases"]) == {"1_tile_safe", "1_tile_unsafe", "4_tile_safe", "4_tile_unsafe"}
+    for case in result["cases"].values():
+        assert case["guardstream_rps"] > 0 and case["baseline_rps"] > 0
+        assert case["tflop_per_request"] >= 0

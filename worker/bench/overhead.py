@@ -1,0 +1,151 @@
+"""``guardstream bench overhead``: the framework's cost with an instant classifier.
+
+Text-only events (no S3). guardstream: the full Worker (decode, validate, prompt
+rendering, fetch step, batching, verdict building, produce, commit) with a classifier
+that answers at once. Baseline: the raw kafka-python loop on the same input topic
+with the worker's client settings: poll → send each record → flush → commit about
+once a second (the worker's COMMIT_INTERVAL_MS), at-least-once like the worker.
+Both are timed from their first consumed record to their last acknowledged output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from worker.bench.common import (
+    TEXTS,
+    Lab,
+    base_settings,
+    conversation,
+    encode_event,
+    instant_models,
+    machine_info,
+    phase,
+    progress,
+    ratio,
+    run_worker,
+)
+
+NAME = "overhead"
+HELP = "events/s through the full Worker with an instant classifier vs a raw kafka-python loop"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=20_000, help="events (default 20000)")
+
+
+def text_events(count: int, prefix: str = "e") -> Any:
+    for index in range(count):
+        event = conversation(f"{prefix}{index}", TEXTS[index % len(TEXTS)])
+        yield event["conversation_id"].encode(), encode_event(event)
+
+
+def raw_loop(settings: Any, input_topic: str, output_topic: str, expected: int) -> float:
+    """Seconds from the first record polled to the last output acknowledged."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from worker.pipeline import kafka_connection
+    from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
+
+    conn = kafka_connection(settings)
+    consumer = KafkaConsumer(
+        **consumer_kwargs(
+            conn,
+            group_id=f"{input_topic}-raw",
+            max_poll_records=settings.max_poll_records,
+            session_timeout_ms=10_000,
+        )
+    )
+    producer = KafkaProducer(**producer_kwargs(conn))
+    consumer.subscribe([input_topic])
+    interval = settings.commit_interval_ms / 1000
+    done = 0
+    first: float | None = None
+    last_commit = time.monotonic()
+    deadline = time.monotonic() + 600
+    try:
+        while done < expected and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=100)
+            for records in batch.values():
+                if first is None:
+                    first = time.monotonic()
+                for record in records:
+                    producer.send(output_topic, key=record.key, value=record.value)
+                    done += 1
+            if batch:
+                producer.flush()
+                if time.monotonic() - last_commit >= interval or done >= expected:
+                    consumer.commit()
+                    last_commit = time.monotonic()
+        finished = time.monotonic()
+    finally:
+        consumer.close()
+        producer.close()
+    if done < expected:
+        raise TimeoutError(f"the raw loop saw {done} of {expected} records")
+    return finished - (first or finished)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = base_settings()
+    lab = Lab(settings)
+    try:
+        topics = lab.topic_set("overhead")
+        raw_output = f"{lab.name}-raw.out"
+        lab.create_topics([raw_output])
+        progress(f"producing {args.events} text-only events to {topics[0]}")
+        produced = lab.produce(topics[0], text_events(args.events))
+
+        progress("raw kafka-python consume → produce loop")
+        with phase() as raw_phase:
+            raw_s = raw_loop(settings, topics[0], raw_output, produced)
+        raw_count = lab.count_records([raw_output])
+
+        progress("guardstream Worker with an instant classifier")
+        worker_settings = lab.worker_settings(topics)
+        with phase() as worker_phase:
+            result = run_worker(
+                worker_settings,
+                instant_models(),
+                produced,
+                timeout_s=600,
+                on_tick=lambda done: progress(f"  {done}/{produced}"),
+            )
+        verdicts = lab.count_records([topics[1]])
+        dead_letters = lab.count_records([topics[2]])
+    finally:
+        lab.close()
+    value = result.events_per_s
+    base = produced / raw_s if raw_s > 0 else float("nan")
+    return {
+        "benchmark": NAME,
+        "unit": "events/s",
+        "events": produced,
+        "verdicts": verdicts,
+        "dead_letters": dead_letters,
+        "baseline_outputs": raw_count,
+        "guardstream": round(value, 1),
+        "baseline": round(base, 1),
+        "baseline_path": "kafka-python poll → send → flush, commit ~1/s",
+        "ratio": ratio(value, base),
+        "target_ratio": 0.7,
+        "phases": {"guardstream": worker_phase, "baseline": raw_phase},
+        "settings": _batching(worker_settings),
+        "machine": machine_info(),
+    }
+
+
+def _batching(settings: Any) -> dict[str, Any]:
+    return {
+        name: getattr(settings, name)
+        for name in (
+            "max_batch_size",
+            "max_batch_wait_ms",
+            "max_batch_tiles",
+            "max_in_flight",
+            "max_poll_records",
+            "commit_interval_ms",
+        )
+    }
