@@ -569,3 +569,38 @@ def test_transaction_batch_limit_rejects_and_drops_revoked() -> None:
     step.poll()  # full: commits now, without the revoked message
     assert producer.calls.count("send:out") == 1
     assert producer.offsets == {TopicPartition("in", 1): 1}
+
+
+def test_transaction_holds_out_of_order_messages_until_the_gap_closes() -> None:
+    """Records of a message above its partition's watermark would be committed
+    without its offset, and produced again by whoever re-consumes it: held back."""
+    tracker = OffsetTracker()
+    producer = FakeProducer(auto_ack=True)
+    step = TransactionalProduceAndCommit(producer, tracker, lambda: None, commit_interval_s=0)
+    for offset in range(3):
+        tracker.track(P0, offset)
+    step.submit(msg(records("out"), 2))
+    step.submit(msg(records("out"), 1))
+    step.poll()
+    assert "begin_transaction" not in producer.calls  # offset 0 is still in flight
+    step.submit(msg(records("out"), 0))
+    step.poll()
+    assert producer.calls.count("begin_transaction") == 1
+    assert producer.calls.count("send:out") == 3
+    assert producer.offsets == {TopicPartition("in", 0): 3}
+
+
+def test_transaction_drops_held_messages_of_revoked_partitions() -> None:
+    tracker = OffsetTracker()
+    producer = FakeProducer(auto_ack=True)
+    step = TransactionalProduceAndCommit(producer, tracker, lambda: None, commit_interval_s=0)
+    lease = Lease(P0)
+    tracker.track(P0, 0)
+    tracker.track(P0, 1)
+    step.submit(msg(records("out"), 1, lease=lease))
+    step.poll()
+    lease.revoke()
+    tracker.forget([P0])
+    step.close()
+    step.join()
+    assert "begin_transaction" not in producer.calls

@@ -54,6 +54,14 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
     The tracker is advanced before the commit; that is harmless because a
     failed commit is fatal to this processor (and its tracker).
 
+    Messages finish out of order (fetch threads, batches), but a transaction
+    only carries the records of messages below their partition's new commit
+    watermark: records of a message above it would be committed without its
+    offset, and produced a second time by whoever consumes it again after a
+    crash or a rebalance. Such messages are held for a later transaction (the
+    one after the gap below them closes); a crash or a revocation drops them,
+    unpublished and uncommitted.
+
     ``producer`` must be a ``KafkaProducer`` with a ``transactional_id``;
     ``init_transactions()`` is called here unless ``init_transactions=False``.
     It fences older producers with the same id and aborts their open
@@ -82,6 +90,8 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
         self._flush_timeout_s = flush_timeout_s
         self._clock = clock
         self._collected: list[Message[Records]] = []
+        # Done, but above their partition's watermark: not publishable yet.
+        self._held: list[Message[Records]] = []
         self._first_at = 0.0
         self._committed: dict[Partition, int] = {}
         self._closed = False
@@ -103,14 +113,21 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
         self._collected.append(message)
 
     def _flush(self) -> None:
-        live = [m for m in self._collected if not m.revoked]
+        live = [m for m in (*self._held, *self._collected) if not m.revoked]
         self._collected = []
-        if not live:
+        for message in live:
+            self._tracker.complete(message.partition, message.offset)
+        offsets = self._tracker.committable()
+        ready = [m for m in live if m.offset < offsets.get(m.partition, -1)]
+        self._held = [
+            m for m in live if m.partition in offsets and offsets[m.partition] <= m.offset
+        ]
+        if not ready:
             return
         producer = self._producer
         producer.begin_transaction()
         try:
-            sends = [(m, r, send_record(producer, r)) for m in live for r in m.payload]
+            sends = [(m, r, send_record(producer, r)) for m in ready for r in m.payload]
             producer.flush(timeout=self._flush_timeout_s)
             for message, record, future in sends:
                 if future.failed():
@@ -118,9 +135,6 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
                         f"producing to {record.topic} for input {message.partition}"
                         f"@{message.offset} failed: {future.exception!r}"
                     ) from future.exception
-            for message in live:
-                self._tracker.complete(message.partition, message.offset)
-            offsets = self._tracker.committable()
             changed = {p: o for p, o in offsets.items() if self._committed.get(p) != o}
             if changed:
                 producer.send_offsets_to_transaction(
@@ -158,3 +172,4 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
         # Crash path: no commit. Nothing is open (transactions are synchronous).
         self._closed = True
         self._collected = []
+        self._held = []
