@@ -33,7 +33,7 @@ from worker.bench.common import (
 )
 
 NAME = "repeat"
-HELP = "50% of images repeat with new text: events/s with the vision cache vs without"
+HELP = "50%% of images repeat with new text: events/s with the vision cache vs without"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
