@@ -291,6 +291,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        # The server closes after each reply: say so, or the client may reuse the
+        # closed connection and count a ConnectionClosedError as an attempt instead.
+        self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
