@@ -1,7 +1,10 @@
 """Dead-letter records: the consumed record, byte for byte, plus error headers.
 
 A dead-letter record keeps the original key, value and headers exactly as
-consumed and adds the `guardstream.*` headers below (UTF-8 values).
+consumed and adds the `guardstream.*` headers below (UTF-8 values). The one
+exception: a record that would be too large to produce with the added headers
+(over the worker's `MAX_RECORD_BYTES`) is sent without the parts named in
+`guardstream.omitted`; the original stays at `guardstream.original.*`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ ORIGINAL_OFFSET = "guardstream.original.offset"
 ORIGINAL_TIMESTAMP = "guardstream.original.timestamp"
 ATTEMPTS = "guardstream.attempts"
 WORKER = "guardstream.worker"
+# Parts of the consumed record not copied because the dead letter would exceed the
+# producer's size limit: "value=<bytes>", "headers=<count>", "key=<bytes>", comma separated.
+OMITTED = "guardstream.omitted"
 # Set by `guardstream replay` on the record it re-drives; survives header stripping.
 REPLAY_COUNT = "guardstream.replay.count"
 
@@ -49,11 +55,21 @@ class DeadLetterHeaders(BaseModel):
     original_timestamp: Annotated[int, Field(alias=ORIGINAL_TIMESTAMP, description="ms epoch")]
     attempts: Annotated[int, Field(alias=ATTEMPTS, ge=1)]
     worker: Annotated[str, Field(alias=WORKER)]
+    omitted: Annotated[
+        str | None,
+        Field(
+            alias=OMITTED,
+            description="Parts of the consumed record not copied (too large), e.g. "
+            "'value=1048400'; absent when the record is copied whole.",
+        ),
+    ] = None
 
     def to_kafka_headers(self) -> list[tuple[str, bytes]]:
         return [
             (name, str(value).encode("utf-8"))
-            for name, value in self.model_dump(by_alias=True, mode="json").items()
+            for name, value in self.model_dump(
+                by_alias=True, mode="json", exclude_none=True
+            ).items()
         ]
 
     @classmethod

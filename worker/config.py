@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         None,
         description="Transactional id (exactly-once); default: '<group_id>-<group_instance_id or worker_id>'.",
     )
+    max_record_bytes: int = Field(
+        1_048_576,
+        ge=65_536,
+        description="Largest record the worker produces (kafka-python max_request_size). A "
+        "dead letter that would be larger is sent without the original value "
+        "(guardstream.omitted says so). Keep it ≤ the output topics' max.message.bytes.",
+    )
     commit_interval_ms: int = Field(
         1_000, ge=0, description="How often done offsets (or transactions) are committed."
     )

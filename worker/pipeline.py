@@ -134,6 +134,7 @@ class RecordBuilder:
                 failure.attempts,
                 settings.worker_id,
                 settings.dlq_topic,
+                settings.max_record_bytes,
             )
         ]
 
@@ -380,6 +381,7 @@ class Worker:
         self.producer = KafkaProducer(
             **producer_kwargs(
                 conn,
+                max_request_size=settings.max_record_bytes,
                 transactional_id=settings.effective_transactional_id
                 if settings.exactly_once
                 else None,

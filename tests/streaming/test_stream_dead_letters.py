@@ -7,11 +7,12 @@ import pytest
 
 from schemas.dead_letter import (
     MAX_MESSAGE_CHARS,
+    OMITTED,
     REPLAY_COUNT,
     DeadLetterHeaders,
     ErrorStage,
 )
-from worker.streaming.dead_letters import dead_letter_record
+from worker.streaming.dead_letters import dead_letter_record, record_size
 from worker.streaming.types import Message, Partition
 
 RAW_VALUE = bytes(range(256))  # not UTF-8: must survive untouched
@@ -92,3 +93,51 @@ def test_long_messages_are_truncated_and_stage_is_validated() -> None:
         dead_letter_record(consumed(()), "no-such-stage", "E", "m", 1, "w", "dlq")
     with pytest.raises(pydantic.ValidationError):
         dead_letter_record(consumed(()), "decode", "E", "m", 0, "w", "dlq")  # attempts >= 1
+
+
+def big(value_bytes: int, headers: tuple[tuple[str, bytes], ...] = ()) -> Message[object]:
+    return Message(
+        payload=None,
+        partition=Partition("conversations", 1),
+        offset=7,
+        timestamp=5,
+        key=b"conv-big",
+        value=b"\x00" * value_bytes,
+        headers=headers,
+    )
+
+
+def test_a_dead_letter_that_fits_is_a_whole_copy() -> None:
+    record = dead_letter_record(big(100_000), "decode", "E", "m", 1, "w", "dlq", 1_048_576)
+    assert record.value == b"\x00" * 100_000
+    assert record_size(record) <= 1_048_576
+    assert DeadLetterHeaders.from_kafka_headers(list(record.headers)).omitted is None
+    assert OMITTED not in dict(record.headers)
+
+
+def test_a_record_near_the_size_limit_is_dead_lettered_without_its_value() -> None:
+    """The input topic accepted it, but with our headers it would be over the producer's
+    max_request_size: kafka-python would refuse the send and the worker would stop on
+    the same record after every restart."""
+    limit = 1_048_576
+    message = big(limit - 200, (("app", b"1"), (REPLAY_COUNT, b"1")))
+    assert record_size(dead_letter_record(message, "decode", "E", "m", 1, "w", "dlq")) > limit
+    record = dead_letter_record(message, "decode", "E", "m", 1, "w", "dlq", limit)
+    assert record_size(record) <= limit
+    assert record.value == b""
+    assert record.key == b"conv-big"
+    assert ("app", b"1") in record.headers and (REPLAY_COUNT, b"1") in record.headers
+    parsed = DeadLetterHeaders.from_kafka_headers(list(record.headers))
+    assert parsed.omitted == f"value={limit - 200}"
+    assert (parsed.original_partition, parsed.original_offset) == (1, 7)  # where the original is
+
+
+def test_huge_original_headers_are_left_out_too() -> None:
+    limit = 100_000
+    message = big(10, (("trace", b"x" * 150_000), ("app", b"1"), (REPLAY_COUNT, b"2")))
+    record = dead_letter_record(message, "decode", "E", "m", 1, "w", "dlq", limit)
+    assert record_size(record) <= limit
+    assert [h for h in record.headers if not h[0].startswith("guardstream.")] == []
+    assert (REPLAY_COUNT, b"2") in record.headers  # the replay guard survives
+    parsed = DeadLetterHeaders.from_kafka_headers(list(record.headers))
+    assert parsed.omitted == "value=10,headers=2"

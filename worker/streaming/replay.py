@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from kafka import OffsetAndMetadata, TopicPartition
 
-from schemas.dead_letter import REPLAY_COUNT, STAGE, ErrorStage
+from schemas.dead_letter import OMITTED, REPLAY_COUNT, STAGE, ErrorStage
 from worker.streaming.dead_letters import strip_guardstream_headers
 from worker.streaming.exceptions import ProduceFailed
 from worker.streaming.types import OutgoingRecord, RecordFuture, send_record
@@ -25,7 +25,8 @@ class ReplayResult:
     replayed: int = 0
     """Written to the target topic."""
     refused: int = 0
-    """Already replayed ``max_replays`` times: left in the DLQ."""
+    """Already replayed ``max_replays`` times, or not a whole copy of the consumed
+    record (``guardstream.omitted``): left in the DLQ."""
     skipped: int = 0
     """Other stage than the one asked for."""
     stopped_early: bool = False
@@ -67,7 +68,9 @@ def replay_dead_letters(
     its ``guardstream.*`` headers are stripped and ``guardstream.replay.count``
     is set to one more than before. A record already replayed ``max_replays``
     times is refused (counted and logged, not replayed): it keeps failing and
-    needs a human. ``stage`` replays only dead letters of that stage; ``limit``
+    needs a human. So is a dead letter that left parts of the record out
+    (``guardstream.omitted``, a record too large to copy): replaying it would
+    inject a different record; the original is at its ``guardstream.original.*``. ``stage`` replays only dead letters of that stage; ``limit``
     caps the number replayed.
 
     ``consumer_factory()`` returns a ``KafkaConsumer`` (assign, no subscription).
@@ -123,6 +126,14 @@ def replay_dead_letters(
                     headers = list(record.headers or ())
                     if wanted_stage is not None and _stage(headers) != wanted_stage:
                         result.skipped += 1
+                        continue
+                    if any(name == OMITTED for name, _ in headers):
+                        result.refused += 1
+                        log.warning(
+                            "replay refused: the dead letter is not a whole copy of the record",
+                            partition=record.partition,
+                            offset=record.offset,
+                        )
                         continue
                     count = _replay_count(headers)
                     if count >= max_replays:
