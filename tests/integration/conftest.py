@@ -1,8 +1,5 @@
-"""Shared fixtures for tests that talk to the real local services.
-
-Start them with `scripts/services up`; the defaults below match
-`scripts/services env`, and the same environment variables override them.
-"""
+"""Fixtures for tests that talk to the real local services (``scripts/services up``);
+the service defaults, the tiny model and ``models`` are in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -14,16 +11,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-
-# The worker builds its S3 client from the standard AWS variables, like in production.
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "guardstream")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "guardstream-secret")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("GUARDSTREAM_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "integration: talks to the real Kafka broker and S3 server")
 
 
 @pytest.fixture(scope="session")
@@ -66,23 +53,6 @@ def unique_name() -> Callable[[str], str]:
         return f"gs-test-{prefix}-{uuid.uuid4().hex[:12]}"
 
     return make
-
-
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny random Llama Guard 3 Vision model, written once per session."""
-    from worker.engine import write_tiny_model
-
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny-vision"), "vision", seed=0))
-
-
-@pytest.fixture(scope="session")
-def models(tiny_model_path: str) -> Any:
-    """The tiny model loaded on CPU in fp32 (``worker.pipeline.Models``)."""
-    from worker.config import Settings
-    from worker.pipeline import load_models
-
-    return load_models(Settings(model=tiny_model_path, device="cpu", dtype="float32"))
 
 
 @pytest.fixture
