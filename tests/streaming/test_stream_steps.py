@@ -604,3 +604,25 @@ def test_transaction_drops_held_messages_of_revoked_partitions() -> None:
     step.close()
     step.join()
     assert "begin_transaction" not in producer.calls
+
+
+def test_transaction_waits_while_the_member_rejoins_the_group() -> None:
+    """Offsets sent during a rejoin carry the old generation: IllegalGeneration, a crash."""
+    from kafka.structs import ConsumerGroupMetadata, MemberState
+
+    tracker = OffsetTracker()
+    producer = FakeProducer(auto_ack=True)
+    state = [MemberState.REBALANCING]
+    step = TransactionalProduceAndCommit(
+        producer,
+        tracker,
+        lambda: ConsumerGroupMetadata("g", 3, "m", None, state[0]),
+        commit_interval_s=0,
+    )
+    tracker.track(P0, 0)
+    step.submit(msg(records("out"), 0))
+    step.poll()
+    assert "begin_transaction" not in producer.calls
+    state[0] = MemberState.STABLE
+    step.poll()
+    assert producer.calls.count("commit_transaction") == 1

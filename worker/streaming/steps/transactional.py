@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from kafka import OffsetAndMetadata, TopicPartition
+from kafka.structs import MemberState
 
 from worker.streaming.exceptions import InvalidState, MessageRejected, ProduceFailed
 from worker.streaming.offsets import OffsetTracker
@@ -159,7 +160,18 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
             len(self._collected) >= self._max_messages
             or self._clock() - self._first_at >= self._interval
         ):
+            if self._group_changing():
+                return  # later: the broker would refuse the offsets (IllegalGeneration)
             self._flush()
+
+    def _group_changing(self) -> bool:
+        """Whether this member is (re)joining the group (kafka-python's group metadata
+        carries its ``state``). A transaction begun then would send its offsets with the
+        generation that the join is replacing: the broker answers IllegalGeneration and
+        the processor stops. While the member is STABLE no generation can pass it by: it
+        rejoins only inside ``poll()``, in this very thread."""
+        state = getattr(self._group_metadata(), "state", None)
+        return state is not None and state != MemberState.STABLE
 
     def close(self) -> None:
         self._closed = True
