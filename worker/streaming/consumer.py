@@ -53,6 +53,7 @@ from kafka.errors import CommitFailedError, KafkaTimeoutError, RebalanceInProgre
 from kafka.structs import MemberState
 
 from worker.streaming.exceptions import CommitFailed, MessageRejected, StreamingError
+from worker.streaming.kafka_compat import release_drained_partition_records
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.types import Commit, Lease, Message, Partition, ProcessingStep
 
@@ -406,6 +407,7 @@ class StreamProcessor:
             with self._watchdog.guard("poll", timeout_ms / 1000):
                 records = consumer.poll(timeout_ms=timeout_ms)
             rejoin_if_join_lost(consumer)
+            release_drained_partition_records(consumer)
             self._handle_rebalance_events()
             if records:
                 self._take(records, max_messages)

@@ -1,0 +1,38 @@
+"""Workarounds for kafka-python 3.0.x bugs that would stall a consumer for good.
+
+Each reads private attributes defensively and is a no-op where they are missing
+or never in the broken state (other or fixed kafka-python versions). Call them
+from the thread that polls, right after ``poll()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+def release_drained_partition_records(consumer: Any) -> bool:
+    """Un-stick partitions whose fetched records kafka-python parked while paused.
+
+    kafka-python 3.0.12 (KAFKA-7548 port, ``Fetcher.fetched_records``) parks the
+    parsed records of a partition that is paused mid-batch, and gives them back
+    only while its in-line slot ``_next_partition_records`` is ``None``. But the
+    slot is never reset to ``None`` once its records are drained: it keeps an
+    empty ``PartitionRecords``. So as soon as any other, unpaused partition (one
+    assigned during backpressure) has been fetched and drained, the parked
+    partition is never handed back, and never fetched again either (parked
+    partitions are not fetchable): it stops for good, with no error. Resetting
+    an empty slot to ``None`` is what the fetcher itself does after parking.
+    Returns whether the slot was reset.
+    """
+    fetcher: Any = getattr(consumer, "_fetcher", None)
+    if not getattr(fetcher, "_paused_partition_records", None):
+        return False
+    current = getattr(fetcher, "_next_partition_records", None)
+    if current is None or bool(current):
+        return False
+    fetcher._next_partition_records = None
+    return True
