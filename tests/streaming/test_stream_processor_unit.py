@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 from kafka import TopicPartition
+from kafka.errors import (
+    CommitFailedError,
+    FencedInstanceIdError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NotCoordinatorError,
+)
 from stream_fakes import CollectingStep, FakeConsumer, FakeRecord
 
 from worker.streaming.consumer import KafkaClientStalled, StreamProcessor, kafka_commit
-from worker.streaming.exceptions import MessageRejected
+from worker.streaming.exceptions import CommitFailed, MessageRejected
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.types import Message, Partition
 
@@ -292,3 +299,27 @@ def test_a_dead_io_thread_fails_the_run_at_once() -> None:
     with pytest.raises(KafkaClientStalled, match="I/O thread is dead"):
         processor.run(handle_signals=False)
     assert consumer.polls == 0 and step.terminated
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (KafkaConnectionError("111 ECONNREFUSED"), True),  # broker restarting
+        (NotCoordinatorError(), True),  # the group coordinator moved
+        (KafkaTimeoutError(), True),
+        (CommitFailedError(), True),  # rebalance raced the commit
+        (FencedInstanceIdError(), False),  # another process took our static id
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_commit_errors_that_heal_are_retried_later(error: Exception, retried: bool) -> None:
+    consumer = FakeConsumer([])
+
+    def failing_commit(offsets: Any, timeout_ms: int | None = None) -> None:
+        raise error
+
+    consumer.commit = failing_commit  # type: ignore[method-assign]
+    commit = kafka_commit(consumer)
+    expected = CommitFailed if retried else type(error)
+    with pytest.raises(expected):
+        commit({Partition("in", 0): 5})

@@ -49,7 +49,7 @@ from typing import Any
 
 import structlog
 from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, KafkaTimeoutError, RebalanceInProgressError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import MemberState
 
 from worker.streaming.exceptions import CommitFailed, MessageRejected, StreamingError
@@ -67,9 +67,10 @@ def kafka_commit(consumer: Any, *, timeout_ms: int = 30_000) -> Commit:
     """A ``Commit`` for ``CommitOffsets``: synchronous ``consumer.commit``.
 
     Must be called from the consumer loop's thread (never from a rebalance
-    callback). Group-membership races are mapped to ``CommitFailed`` (logged
-    and retried later by the step); other errors, e.g. a fenced static member,
-    propagate.
+    callback). Group-membership races and retriable errors (broker unreachable,
+    coordinator moving, timeouts) are mapped to ``CommitFailed``: logged and
+    retried later by the step, so a broker restart does not stop the worker.
+    Other errors, e.g. a fenced static member, propagate.
     """
 
     def commit(offsets: Mapping[Partition, int]) -> None:
@@ -82,7 +83,11 @@ def kafka_commit(consumer: Any, *, timeout_ms: int = 30_000) -> Commit:
                     },
                     timeout_ms=timeout_ms,
                 )
-        except (CommitFailedError, RebalanceInProgressError, KafkaTimeoutError) as exc:
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            raise CommitFailed(repr(exc)) from exc
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
             raise CommitFailed(repr(exc)) from exc
 
     return commit
