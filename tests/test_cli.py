@@ -36,3 +36,23 @@ def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     for command in ("run", "topics", "replay", "prompt", "tiny-model", "demo", "bench", "config"):
         assert command in out
+
+
+def test_console_script_flushes_its_output_and_keeps_the_exit_code() -> None:
+    """The entry point leaves with os._exit (no finalization): output written to a pipe
+    (block-buffered) must still arrive, and the command's exit code must be kept."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from worker.cli import entrypoint; entrypoint()"]
+    table = subprocess.run(
+        [*command, "config", "--table"], capture_output=True, text=True, timeout=60
+    )
+    assert table.returncode == 0, table.stderr
+    assert "`GUARDSTREAM_MAX_RECORD_BYTES`" in table.stdout
+    assert table.stdout.rstrip().endswith("|")  # the last line made it out
+    bad = subprocess.run(
+        [*command, "config", "--max-batch-size", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2
+    assert "max_batch_size" in bad.stderr.lower() or "max-batch-size" in bad.stderr.lower()

@@ -20,11 +20,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import faulthandler
+
     from worker.health import HealthServer, HealthState
     from worker.logs import configure_logging
     from worker.metrics import Metrics
     from worker.pipeline import Worker, load_models
 
+    # A fatal signal (SIGSEGV, SIGABRT from native code) prints every thread's stack.
+    faulthandler.enable()
     settings = load_settings(args)
     configure_logging(settings.log_level, settings.log_format, settings.log_content)
     metrics = Metrics()
