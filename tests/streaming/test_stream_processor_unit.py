@@ -323,3 +323,22 @@ def test_commit_errors_that_heal_are_retried_later(error: Exception, retried: bo
     expected = CommitFailed if retried else type(error)
     with pytest.raises(expected):
         commit({Partition("in", 0): 5})
+
+
+def test_the_signal_handler_does_not_log() -> None:
+    """It runs between two bytecodes of the loop thread, maybe inside a log call that
+    holds the stream's non-reentrant lock: logging there deadlocked a SIGTERMed worker
+    (fault tests). The note is logged by the shutdown instead."""
+    from structlog.testing import capture_logs
+
+    consumer = FakeConsumer([TP0])
+    consumer.script = [records(0, range(3))]
+    processor, _ = make(consumer, CollectingStep())
+    with capture_logs() as in_handler:
+        processor._on_signal(signal.SIGTERM, None)
+    assert in_handler == []
+    with capture_logs() as logs:
+        processor.run(until=lambda: consumer.polls > 100, handle_signals=False)
+    assert consumer.polls == 0  # stopped before the first poll
+    notes = [entry for entry in logs if entry["event"] == "shutdown requested"]
+    assert [note["signal"] for note in notes] == ["SIGTERM"]

@@ -337,6 +337,7 @@ class StreamProcessor:
         self._pending: deque[Message[KafkaPayload]] = deque()
         self._backpressure = False
         self._stop = threading.Event()
+        self._signal: int | None = None
         self.stats = ProcessorStats()
 
     # --- control ---------------------------------------------------------------
@@ -346,7 +347,10 @@ class StreamProcessor:
         self._stop.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("shutdown requested", signal=signal.Signals(signum).name)
+        # Only take note: the handler runs between two bytecodes of this thread,
+        # maybe inside a log call that holds the log stream's (non-reentrant)
+        # lock; logging from here would deadlock the worker. _shutdown() logs it.
+        self._signal = signum
         self._stop.set()
 
     def run(
@@ -540,6 +544,8 @@ class StreamProcessor:
     # --- shutdown --------------------------------------------------------------
 
     def _shutdown(self) -> None:
+        if self._signal is not None:
+            log.info("shutdown requested", signal=signal.Signals(self._signal).name)
         started = time.monotonic()
         self._pending.clear()  # never submitted: not done, so not committed
         try:
