@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from worker.metrics import Metrics
     from worker.pipeline import Worker, load_models
 
-    # A fatal signal (SIGSEGV, SIGABRT from native code) prints every thread's stack.
-    faulthandler.enable()
+    # A fatal signal (SIGSEGV, SIGABRT from native code) prints every thread's stack,
+    # on the process's real stderr (sys.stderr may be a stream without a descriptor).
+    if sys.__stderr__ is not None:
+        faulthandler.enable(file=sys.__stderr__)
     settings = load_settings(args)
     configure_logging(settings.log_level, settings.log_format, settings.log_content)
     metrics = Metrics()
