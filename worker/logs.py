@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -18,6 +18,25 @@ _content_allowed = False
 
 def content_allowed() -> bool:
     return _content_allowed
+
+
+# (wrapper class, level) -> enabled. structlog builds one filtering class per level
+# and keeps it, so this stays as small as the set of levels ever configured.
+_enabled: dict[tuple[Any, int], bool] = {}
+
+
+def enabled_for(logger: Any, level: int) -> bool:
+    """Whether ``logger`` (from ``structlog.get_logger``) emits ``level`` under the
+    current configuration: per-event call sites check it so that a filtered line
+    costs neither its fields nor a bind. A wrapper without a level filter emits all.
+    """
+    wrapper = structlog.get_config()["wrapper_class"]
+    enabled = _enabled.get((wrapper, level))
+    if enabled is None:
+        check = getattr(logger.bind(), "is_enabled_for", None)
+        enabled = True if check is None else bool(check(level))
+        _enabled[(wrapper, level)] = enabled
+    return enabled
 
 
 def configure_logging(

@@ -51,7 +51,11 @@ def decode_event(
         )
     except ValueError as exc:
         return Failure(ErrorStage.DECODE, "InvalidJson", f"value is not JSON: {exc}")
-    if _depth_exceeds(document, MAX_JSON_DEPTH):
+    # A node's depth is at most the number of containers above it plus one, so
+    # few brackets in the bytes (strings included) rule out a deep document.
+    if value.count(b"{") + value.count(b"[") >= MAX_JSON_DEPTH and _depth_exceeds(
+        document, MAX_JSON_DEPTH
+    ):
         return Failure(
             ErrorStage.DECODE, "JsonTooDeep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels"
         )

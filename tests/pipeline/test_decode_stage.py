@@ -84,3 +84,20 @@ def test_utf8_with_rtl_and_zero_width_text_is_accepted() -> None:
     result = decode(value)
     assert isinstance(result, DecodedEvent)
     assert text.strip() in result.prompts[0].text
+
+
+@pytest.mark.parametrize(("levels", "too_deep"), [(61, False), (62, False), (63, True)])
+def test_depth_limit_at_the_boundary_inside_an_object(levels: int, too_deep: bool) -> None:
+    # {"x": [[...[1]...]]}: the object is depth 1, each list one more, the 1 one more:
+    # 63 lists put the 1 at depth 65 (64 containers, the count that starts the walk).
+    value = b'{"x": ' + b"[" * levels + b"1" + b"]" * levels + b"}"
+    result = decode(value)
+    assert isinstance(result, Failure)
+    assert result.error_class == ("JsonTooDeep" if too_deep else "SchemaError")
+
+
+def test_brackets_inside_strings_do_not_make_a_shallow_event_too_deep() -> None:
+    # The quick bracket count sees 200 brackets; the walk finds the real depth.
+    text = {"type": "text", "text": "[" * 100 + "{" * 100}
+    value = json.dumps(event(messages=[{"role": "user", "content": [text]}])).encode()
+    assert isinstance(decode(value), DecodedEvent)

@@ -71,3 +71,19 @@ def test_descriptions_are_untrusted_segments() -> None:
     )
     untrusted = [s.text for s in prompt.segments if not s.trusted]
     assert "<|eot_id|>" in untrusted
+
+
+def test_per_policy_results_are_shared_and_follow_the_policy() -> None:
+    from worker.prompt.categories import Category, category_keys
+
+    custom = active_categories(Policy(categories={"S9": "Weapons.", "S2": "Crimes."}))
+    same = active_categories(Policy(categories={"S9": "Weapons.", "S2": "Crimes."}))
+    assert custom is not same and custom == same
+    for _ in range(2):  # the second round comes from the memo (identity and hash)
+        assert category_keys(custom) == ("S9", "S2")
+        assert category_keys(DEFAULT_CATEGORIES) == tuple(f"S{i}" for i in range(1, 14))
+        assert category_keys(list(same)) == ("S9", "S2")
+        assert policy_hash(same) == policy_hash(custom) != policy_hash(DEFAULT_CATEGORIES)
+    edited = (Category("S9", "Weapons!"), Category("S2", "Crimes."))
+    assert policy_hash(edited) != policy_hash(custom)
+    assert policy_hash(edited) == hashlib.sha256(b"S9: Weapons!\nS2: Crimes.\n").hexdigest()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from schemas.conversation import ConversationEvent
-from worker.prompt.categories import DEFAULT_CATEGORIES, LG3_8B_CATEGORIES, active_categories
+from worker.prompt.categories import (
+    DEFAULT_CATEGORIES,
+    LG3_8B_CATEGORIES,
+    active_categories,
+    category_keys,
+)
 from worker.prompt.categories import policy_hash as hash_categories
 from worker.prompt.normalize import normalize
 from worker.prompt.text import render_text_segments
@@ -39,7 +44,7 @@ def build_prompts(
         categories = active_categories(event.policy, DEFAULT_CATEGORIES)
         segments = render_vision_segments(conversation, categories, with_image=False)
         fmt = PromptFormat.LG3_VISION
-    keys = tuple(category.key for category in categories)
+    keys = category_keys(categories)
     digest = hash_categories(categories)
     if not images:
         return [Prompt(segments, None, role, keys, digest, fmt)]

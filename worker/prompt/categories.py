@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TypeVar
 
 from schemas.conversation import Policy
 from worker.prompt.exceptions import ConversationNotSupported
@@ -63,6 +65,35 @@ def render_category_list(categories: Sequence[Category]) -> str:
     return "".join(f"{category.key}: {category.description}\n" for category in categories)
 
 
-def policy_hash(categories: Sequence[Category]) -> str:
+T = TypeVar("T")
+
+
+def per_policy(function: Callable[[tuple[Category, ...]], T]) -> Callable[[Sequence[Category]], T]:
+    """Memoise ``function(categories)`` (pure, result immutable) per policy.
+
+    Rendering runs for every event, and nearly every event uses the default policy:
+    the 64 category lists used last are kept, and the list object seen last (the
+    defaults' tuple, usually) is recognised by identity, without hashing it.
+    """
+    cached = lru_cache(maxsize=64)(function)
+    last: list[tuple[Sequence[Category] | None, T | None]] = [(None, None)]
+
+    def memoised(categories: Sequence[Category]) -> T:
+        seen, value = last[0]  # one tuple, replaced whole: safe across threads
+        if seen is not categories or value is None:
+            value = cached(tuple(categories))
+            last[0] = (categories, value)
+        return value
+
+    return memoised
+
+
+@per_policy
+def policy_hash(categories: tuple[Category, ...]) -> str:
     """sha256 (hex) of the rendered category list: equal hashes, equal policies."""
     return hashlib.sha256(render_category_list(categories).encode("utf-8")).hexdigest()
+
+
+@per_policy
+def category_keys(categories: tuple[Category, ...]) -> tuple[str, ...]:
+    return tuple(category.key for category in categories)

@@ -10,7 +10,9 @@ turn is its own ``User: ...``/``Agent: ...`` line, trimmed; the tail ends with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
+from worker.prompt.categories import per_policy
 from worker.prompt.types import Category, Conversation, PromptSegment
 
 HEADER = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
@@ -40,39 +42,64 @@ def render_vision_segments(
     conversation: Conversation, categories: Sequence[Category], *, with_image: bool
 ) -> tuple[PromptSegment, ...]:
     role = template_role(conversation)
-    segments = [PromptSegment(HEADER, trusted=True)]
+    segments = [_HEADER_SEGMENT]
     if with_image:
-        segments.append(PromptSegment(IMAGE_TAG, trusted=True))
-    segments.append(
-        PromptSegment(
-            f"Task: Check if there is unsafe content in '{role}' messages in conversations "
-            "according our safety policy with the below categories.\n\n" + CATEGORIES_START,
-            trusted=True,
-        )
-    )
+        segments.append(_IMAGE_SEGMENT)
+    segments.append(_task_segment(role))
     segments.extend(category_segments(categories))
-    segments.append(PromptSegment(CATEGORIES_END + CONVERSATION_START, trusted=True))
+    segments.append(_CONVERSATION_START_SEGMENT)
     for turn in conversation.turns:
+        label = _speaker_segment(turn.role)
         for text in turn.texts:
-            segments.append(PromptSegment(f"{speaker(turn.role)}: ", trusted=True))
+            segments.append(label)
             segments.append(PromptSegment(text.strip(), trusted=False))
-            segments.append(PromptSegment("\n\n", trusted=True))
-    segments.append(
-        PromptSegment(
-            CONVERSATION_END
-            + f"Provide your safety assessment for ONLY THE LAST {role} message in the above "
-            "conversation:\n" + INSTRUCTIONS + TAIL,
-            trusted=True,
-        )
-    )
+            segments.append(_TURN_END_SEGMENT)
+    segments.append(_tail_segment(role))
     return tuple(segments)
 
 
 def category_segments(categories: Sequence[Category]) -> list[PromptSegment]:
     # Keys are validated (S<n>); descriptions come from the event and stay untrusted.
+    return list(_category_segments(categories))
+
+
+# Segments are immutable: the template's fixed pieces, and the category list of the
+# few policies in use (nearly always the default one), are built once and shared.
+_HEADER_SEGMENT = PromptSegment(HEADER, trusted=True)
+_IMAGE_SEGMENT = PromptSegment(IMAGE_TAG, trusted=True)
+_CONVERSATION_START_SEGMENT = PromptSegment(CATEGORIES_END + CONVERSATION_START, trusted=True)
+_TURN_END_SEGMENT = PromptSegment("\n\n", trusted=True)
+
+
+@lru_cache(maxsize=4)
+def _speaker_segment(role: str) -> PromptSegment:
+    return PromptSegment(f"{speaker(role)}: ", trusted=True)
+
+
+@lru_cache(maxsize=4)
+def _task_segment(role: str) -> PromptSegment:
+    return PromptSegment(
+        f"Task: Check if there is unsafe content in '{role}' messages in conversations "
+        "according our safety policy with the below categories.\n\n" + CATEGORIES_START,
+        trusted=True,
+    )
+
+
+@lru_cache(maxsize=4)
+def _tail_segment(role: str) -> PromptSegment:
+    return PromptSegment(
+        CONVERSATION_END
+        + f"Provide your safety assessment for ONLY THE LAST {role} message in the above "
+        "conversation:\n" + INSTRUCTIONS + TAIL,
+        trusted=True,
+    )
+
+
+@per_policy
+def _category_segments(categories: tuple[Category, ...]) -> tuple[PromptSegment, ...]:
     segments: list[PromptSegment] = []
     for category in categories:
         segments.append(PromptSegment(f"{category.key}: ", trusted=True))
         segments.append(PromptSegment(category.description, trusted=False))
         segments.append(PromptSegment("\n", trusted=True))
-    return segments
+    return tuple(segments)

@@ -303,6 +303,14 @@ class StreamProcessor:
     ``stall_timeout_s``: a consumer call (poll, commit, close) still blocked
     this long after its own timeout means kafka-python's I/O thread is dead or
     wedged; run() then fails with ``KafkaClientStalled`` instead of hanging.
+
+    Backpressure: while the partitions are paused, ``poll()`` runs only every
+    ``poll_timeout_ms`` and with a zero timeout (kafka-python sleeps up to the
+    timeout when every partition is paused); in between, the loop waits for
+    ``wakeup`` (at most ``backpressure_wait_ms``) and feeds the steps. Steps
+    that own threads set ``wakeup`` when work finishes (``RunTaskInThreads``/
+    ``RunBatchesInThread`` ``wakeup=``), so room freed downstream is used at
+    once; without it the wait simply times out.
     """
 
     def __init__(
@@ -319,6 +327,8 @@ class StreamProcessor:
         join_timeout_s: float = 30.0,
         close_timeout_s: float = 10.0,
         stall_timeout_s: float = 60.0,
+        wakeup: threading.Event | None = None,
+        backpressure_wait_ms: int = 10,
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
@@ -331,6 +341,9 @@ class StreamProcessor:
         self._join_timeout_s = join_timeout_s
         self._close_timeout_s = close_timeout_s
         self._stall_timeout_s = stall_timeout_s
+        self._wakeup = wakeup if wakeup is not None else threading.Event()
+        self._backpressure_wait_s = backpressure_wait_ms / 1000
+        self._polled_at = 0.0
         self._watchdog = _StallWatchdog(consumer, stall_timeout_s)
         self._listener = _Listener()
         self._leases: dict[Partition, Lease] = {}
@@ -409,18 +422,40 @@ class StreamProcessor:
             full = max_messages is not None and self.stats.consumed >= max_messages
             if full and not self._pending:
                 break
+            # Cleared before the steps look for finished work: a wakeup from
+            # now on is a reason not to wait below.
+            self._wakeup.clear()
             self._step.poll()
             self._submit_pending()
-            # Paused or not, poll: it keeps the member alive (max_poll_interval_ms).
-            timeout_ms = self._next_poll_timeout_ms()
-            with self._watchdog.guard("poll", timeout_ms / 1000):
-                records = consumer.poll(timeout_ms=timeout_ms)
-            rejoin_if_join_lost(consumer)
-            release_drained_partition_records(consumer)
-            self._handle_rebalance_events()
-            if records:
-                self._take(records, max_messages)
-                self._submit_pending()
+            if self._poll_due():
+                # Paused or not, poll: it keeps the member alive (max_poll_interval_ms).
+                timeout_ms = self._next_poll_timeout_ms()
+                with self._watchdog.guard("poll", timeout_ms / 1000):
+                    records = consumer.poll(timeout_ms=timeout_ms)
+                self._polled_at = time.monotonic()
+                rejoin_if_join_lost(consumer)
+                release_drained_partition_records(consumer)
+                self._handle_rebalance_events()
+                if records:
+                    self._take(records, max_messages)
+                    self._submit_pending()
+            if self._backpressure and self._pending:
+                # Paused and the steps are full: wait until one of them finishes
+                # something (or briefly, for steps that do not signal).
+                self._wakeup.wait(self._backpressure_wait_s)
+
+    def _poll_due(self) -> bool:
+        """Whether to call ``consumer.poll()`` this turn.
+
+        Always, unless the partitions are paused: then it returns nothing, and each
+        call is a round trip through kafka-python's I/O thread (costly when the
+        GIL is busy), so while the loop turns on the steps' wakeups it polls only
+        every ``poll_timeout_ms`` - or at once when a group join is in flight.
+        """
+        if not self._backpressure:
+            return True
+        elapsed_ms = (time.monotonic() - self._polled_at) * 1000
+        return elapsed_ms >= self._poll_timeout_ms or self._rebalancing()
 
     def _next_poll_timeout_ms(self) -> int:
         if self._rebalancing():
@@ -429,8 +464,9 @@ class StreamProcessor:
             # and sends a new JoinGroup (another rebalance round for everyone).
             return self._rebalance_poll_timeout_ms
         if self._backpressure:
-            # Short polls: steps get poll()ed often to free room.
-            return min(self._poll_timeout_ms, 10)
+            # No wait in poll(): with every partition paused kafka-python would
+            # sleep the whole timeout; the loop waits for the steps instead.
+            return 0
         return self._poll_timeout_ms
 
     def _rebalancing(self) -> bool:

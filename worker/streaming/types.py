@@ -40,22 +40,20 @@ class Lease:
     lease, so old in-flight work can never be mistaken for current work.
     """
 
-    __slots__ = ("_revoked", "partition")
+    __slots__ = ("partition", "revoked")
 
     def __init__(self, partition: Partition) -> None:
         self.partition = partition
-        self._revoked = False
-
-    @property
-    def revoked(self) -> bool:
-        return self._revoked
+        # Read for every message at every step: a plain attribute, not a property.
+        # Only revoke() sets it (a plain bool store: atomic under the GIL, read by
+        # worker threads).
+        self.revoked = False
 
     def revoke(self) -> None:
-        # A plain bool store: atomic under the GIL, read by worker threads.
-        self._revoked = True
+        self.revoked = True
 
     def __repr__(self) -> str:
-        return f"Lease({self.partition}, revoked={self._revoked})"
+        return f"Lease({self.partition}, revoked={self.revoked})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +78,8 @@ class Message(Generic[T]):
 
     @property
     def revoked(self) -> bool:
-        return self.lease is not None and self.lease.revoked
+        lease = self.lease
+        return lease is not None and lease.revoked
 
     def replace(self, payload: U) -> Message[U]:
         """Same record, new payload (what a transforming step forwards)."""

@@ -59,6 +59,9 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
 
     The worker thread is a daemon: a hung model call cannot keep a shutting
     down process alive; its batch is simply not committed.
+
+    ``wakeup`` (optional) is set whenever a batch finishes, so a consumer loop
+    waiting for room (backpressure) can wake up at once instead of sleeping.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
         max_pending_batches: int = 2,
         thread_name: str = "guardstream-batch",
         clock: Callable[[], float] = time.monotonic,
+        wakeup: threading.Event | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -90,6 +94,7 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
         self._max_cost = max_batch_cost
         self._max_pending = max_pending_batches
         self._clock = clock
+        self._wakeup = wakeup
 
         self._open: _Batch[TIn, TOut] = _Batch()
         self._sealed = 0  # batches holding a slot (queued, running, or unforwarded)
@@ -122,6 +127,8 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
                 batch.error = exc
             self._done.put(batch)
             self._batch_done.set()
+            if self._wakeup is not None:
+                self._wakeup.set()
 
     # --- consumer thread -----------------------------------------------------
 
@@ -156,7 +163,12 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
         cost = self._cost(message.payload) if self._cost is not None else 0
         batch = self._open
         if batch.messages and self._is_full(batch, cost) and not self._try_seal():
-            raise MessageRejected
+            # No free slot: hand finished batches on first (that frees slots),
+            # then try once more before refusing.
+            self._collect()
+            self._forward()
+            if not self._try_seal():
+                raise MessageRejected
         batch = self._open
         if not batch.messages:
             batch.opened_at = self._clock()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -24,6 +25,11 @@ Records = Sequence[OutgoingRecord]
 
 log = structlog.get_logger(__name__)
 
+# How often poll() looks past an unacked oldest message for later ones acked already.
+# Out-of-order acks are rare (records for other partitions or brokers), and offsets are
+# committed about once a second: a few tens of ms of delay cost nothing.
+OUT_OF_ORDER_SCAN_S = 0.05
+
 
 class Produce(ProcessingStep[Records]):
     """Send the payload's records (verdicts and/or dead letters) asynchronously.
@@ -42,6 +48,12 @@ class Produce(ProcessingStep[Records]):
     (buffer full for ``max_block_ms``, oversized record); that propagates from
     ``submit``.
 
+    Acks mostly arrive in send order, so ``poll()`` forwards the acked messages
+    at the head of the line at once; messages acked while an older one is not
+    are found by a scan of the whole line, at most every ``OUT_OF_ORDER_SCAN_S``
+    (scanning up to ``max_in_flight`` messages on every poll costs more than
+    the rest of the step).
+
     The producer is not closed here: it may be shared (the processor closes it).
     """
 
@@ -51,6 +63,7 @@ class Produce(ProcessingStep[Records]):
         next_step: ProcessingStep[Records],
         *,
         max_in_flight: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
@@ -58,6 +71,8 @@ class Produce(ProcessingStep[Records]):
         self._next = next_step
         self._max_in_flight = max_in_flight
         self._in_flight: deque[tuple[Message[Records], list[RecordFuture]]] = deque()
+        self._clock = clock
+        self._scanned_at = -OUT_OF_ORDER_SCAN_S
         self._closed = False
 
     @property
@@ -72,23 +87,52 @@ class Produce(ProcessingStep[Records]):
         if message.revoked:
             return
         futures = [send_record(self._producer, r) for r in records_of(message.payload)]
+        if not futures:
+            # Nothing to write: on at once (its offset must still be committed).
+            try:
+                self._next.submit(message)
+                return
+            except MessageRejected:
+                pass
         self._in_flight.append((message, futures))
 
+    @staticmethod
+    def _raise_if_failed(message: Message[Records], futures: list[RecordFuture]) -> None:
+        for future, record in zip(futures, message.payload, strict=True):
+            if future.failed():
+                raise ProduceFailed(
+                    f"producing to {record.topic} for input {message.partition}"
+                    f"@{message.offset} failed: {future.exception!r}"
+                ) from future.exception
+
     def _forward_acked(self) -> None:
-        if not self._in_flight:
-            return
+        in_flight = self._in_flight
+        while in_flight:
+            message, futures = in_flight[0]
+            if not all(f.is_done for f in futures):
+                break
+            self._raise_if_failed(message, futures)
+            if not message.revoked:
+                try:
+                    self._next.submit(message)
+                except MessageRejected:
+                    return
+            in_flight.popleft()
+        if in_flight:
+            now = self._clock()
+            if now - self._scanned_at >= OUT_OF_ORDER_SCAN_S:
+                self._scanned_at = now
+                self._forward_any_acked()
+
+    def _forward_any_acked(self) -> None:
+        """Forward every acked message the next step accepts, in any order."""
         keep: deque[tuple[Message[Records], list[RecordFuture]]] = deque()
         rejected = False
         for message, futures in self._in_flight:
             if rejected or not all(f.is_done for f in futures):
                 keep.append((message, futures))
                 continue
-            for future, record in zip(futures, message.payload, strict=True):
-                if future.failed():
-                    raise ProduceFailed(
-                        f"producing to {record.topic} for input {message.partition}"
-                        f"@{message.offset} failed: {future.exception!r}"
-                    ) from future.exception
+            self._raise_if_failed(message, futures)
             if message.revoked:
                 continue
             try:

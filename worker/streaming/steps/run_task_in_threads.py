@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +21,21 @@ class _Skipped:
 _SKIPPED = _Skipped()
 
 
+class _Done(Generic[TOut]):
+    """The result of an inline call, waiting in line (a future needs a lock per task)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: TOut) -> None:
+        self.value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> TOut:
+        return self.value
+
+
 class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
     """Run ``function(message) -> payload`` on up to ``max_workers`` threads.
 
@@ -35,6 +51,16 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
     that becomes a dead letter). Anything it raises is treated as a bug: the
     exception is re-raised from ``poll()``/``join()`` in the consumer thread,
     which stops the processor without committing past the failed message.
+
+    ``inline(message)`` (optional) names the messages that need no thread
+    (nothing to fetch): ``function`` runs for them right in ``submit``, in
+    the caller's thread, and the result goes downstream at once when nothing
+    is held here, else it waits in line like a finished task (it still counts
+    against ``max_in_flight``). A thread hop costs far more than such a call.
+    An exception from an inline call propagates from ``submit``.
+
+    ``wakeup`` (optional) is set whenever a task finishes, so a consumer loop
+    waiting for room (backpressure) can wake up at once instead of sleeping.
     """
 
     def __init__(
@@ -45,16 +71,21 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
         max_in_flight: int,
         max_workers: int | None = None,
         thread_name_prefix: str = "guardstream-task",
+        inline: Callable[[Message[TIn]], bool] | None = None,
+        wakeup: threading.Event | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
         self._function = function
         self._next = next_step
         self._max_in_flight = max_in_flight
+        self._inline = inline
+        self._wakeup = wakeup
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers or max_in_flight, thread_name_prefix=thread_name_prefix
         )
-        self._in_flight: deque[tuple[Message[TIn], Future[TOut | _Skipped]]] = deque()
+        # (message, future) of a threaded task; (message, result) of an inline one.
+        self._in_flight: deque[tuple[Message[TIn], Future[TOut | _Skipped] | _Done[TOut]]] = deque()
         self._closed = False
 
     @property
@@ -72,16 +103,33 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
         if self._closed:
             raise InvalidState("RunTaskInThreads is closed")
         if len(self._in_flight) >= self._max_in_flight:
-            raise MessageRejected
+            # Make room with what already finished before refusing.
+            self._forward_done()
+            if len(self._in_flight) >= self._max_in_flight:
+                raise MessageRejected
         if message.revoked:
             return
-        self._in_flight.append((message, self._executor.submit(self._run, message)))
+        if self._inline is not None and self._inline(message):
+            result = self._function(message)
+            if not self._in_flight:
+                try:
+                    self._next.submit(message.replace(result))
+                    return
+                except MessageRejected:
+                    pass
+            self._in_flight.append((message, _Done(result)))
+            return
+        future = self._executor.submit(self._run, message)
+        if self._wakeup is not None:
+            wakeup = self._wakeup
+            future.add_done_callback(lambda _: wakeup.set())
+        self._in_flight.append((message, future))
 
     def _forward_done(self) -> None:
         """Forward every finished task the next step accepts; keep the rest."""
         if not self._in_flight:
             return
-        keep: deque[tuple[Message[TIn], Future[TOut | _Skipped]]] = deque()
+        keep: deque[tuple[Message[TIn], Future[TOut | _Skipped] | _Done[TOut]]] = deque()
         rejected = False
         for message, future in self._in_flight:
             if rejected or not future.done():
@@ -111,7 +159,7 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
             if not self._in_flight or deadline.expired:
                 break
             self._next.poll()
-            pending = [f for _, f in self._in_flight if not f.done()]
+            pending = [f for _, f in self._in_flight if isinstance(f, Future) and not f.done()]
             if len(pending) < len(self._in_flight):
                 # Finished work is waiting for the next step to make room.
                 deadline.pause()
