@@ -25,13 +25,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from images.image_builders import encode, png_claiming
 from PIL import Image
 
 from schemas.dead_letter import ErrorStage
@@ -82,32 +81,6 @@ def dumps(document: Any) -> bytes:
 
 
 # --- images ----------------------------------------------------------------------------
-
-
-def encode(img: Image.Image, fmt: str, **params: Any) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, fmt, **params)
-    return buffer.getvalue()
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    )
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width×height pixels: a decompression bomb."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def zip_bytes() -> bytes:
