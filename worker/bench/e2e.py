@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model_busy_fraction": round(model_s / result.seconds, 3) if result.seconds else None,
         "image_prepare_seconds_total": round(fetch_s, 2),
         "verdicts_agree_with_baseline": f"{agree}/{len(compared)}",
+        "note": "random weights: the loop's free generate() often does not answer safe/unsafe "
+        "first; agreement counts only its answers that do (exactness: tests/engine)",
         "seconds": {"guardstream": round(result.seconds, 1), "baseline": round(loop["seconds"], 1)},
         "phases": {"guardstream": worker_phase, "baseline": loop_phase},
         "machine": machine_info(),
@@ -206,9 +208,11 @@ def naive_loop(
                             data = body["Body"].read()
                             image = Image.open(io.BytesIO(data)).convert("RGB")
                         answers.append(_model_card_answer(reference, prompt.text, image))
-                    is_unsafe = any(a.lstrip().startswith("unsafe") for a in answers)
-                    unsafe[event.event_id] = is_unsafe
-                    verdict = {"event_id": event.event_id, "unsafe": is_unsafe, "answers": answers}
+                    verdict: dict[str, Any] = {"event_id": event.event_id, "answers": answers}
+                    # The random model often does not start with safe/unsafe: no verdict.
+                    words = [a.split()[0] if a.split() else "" for a in answers]
+                    if all(word in ("safe", "unsafe") for word in words):
+                        verdict["unsafe"] = unsafe[event.event_id] = "unsafe" in words
                     producer.send(topics[1], json.dumps(verdict).encode()).get(timeout=30)
                     consumer.commit()
                     done = time.monotonic()
