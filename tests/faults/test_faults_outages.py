@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_harness import FaultReport, OutputReader, event_ids, image_events, services
+from fault_harness import (
+    SIZES,
+    FaultReport,
+    OutputReader,
+    WorkerProcess,
+    event_ids,
+    image_events,
+    services,
+    worker_env,
+)
 from worker_harness import running_worker
 
 from worker.images.fetcher import RetryPolicy
@@ -118,3 +128,53 @@ def test_broker_restart_mid_stream(
     assert report.dead_letters_by_stage == {}
     # Whatever was done and not yet committed when the broker went away may be redone.
     assert report.duplicates <= settings.max_in_flight + settings.max_poll_records + 3 * 16
+
+
+def test_broker_restart_exactly_once_under_a_supervisor(
+    make_lab: Callable[..., Any], tiny_model_path: str, workers: list[Any], tmp_path: Path
+) -> None:
+    """Exactly-once across a broker restart, with ``guardstream run`` as a process and
+    the test as its supervisor (what Kubernetes does): a transaction that cannot finish
+    while the broker is away stops the worker without committing (exit != 0); the
+    restarted worker fences it, and a ``read_committed`` reader sees every event once."""
+    lab = make_lab(partitions=3)
+    events = image_events(lab, 900, prefix="b")
+    sent = event_ids(events)
+    before, after = events[:600], events[600:]
+    env = worker_env(lab, tiny_model_path, worker_id=f"{lab.name}-w", exactly_once=True, **SIZES)
+    worker = WorkerProcess("w", env, tmp_path)
+    workers.append(worker)
+    exits: list[int | None] = []
+
+    def supervise() -> None:
+        if not worker.running:
+            exits.append(worker.proc.returncode if worker.proc else None)
+            worker.start()
+
+    lab.produce_events(before)
+    reader = OutputReader(lab, isolation_level="read_committed").start()
+    try:
+        worker.start()
+        reader.wait_accounted(sent, 200, timeout_s=300, alive=worker.check_alive)
+        services("down", "kafka")
+        services("up", "kafka")
+        lab.produce_events(after)
+        reader.wait_accounted(sent, len(sent), timeout_s=600, alive=supervise)
+    finally:
+        reader.stop()
+    worker.wait_logged("partitions assigned")
+    assert worker.stop() == 0
+    tally = OutputReader(lab, isolation_level="read_committed").read_to_end()
+    report = FaultReport.from_tally(
+        "broker-restart-supervised",
+        "exactly-once",
+        sent,
+        tally,
+        restarts=len(exits),
+        duplicate_bound=0,
+        extra={"broker_restarts": 1, "worker_exit_codes": ",".join(map(str, exits)) or "none"},
+    )
+    report.emit()
+    assert report.lost == 0, sorted(tally.lost(sent))[:20]
+    assert report.duplicates == 0
+    assert not report.dead_letters_by_stage
