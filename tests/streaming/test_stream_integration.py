@@ -28,10 +28,10 @@ from worker.streaming.consumer import (
     ProcessorStats,
     StreamProcessor,
     kafka_commit,
-    rejoin_if_join_lost,
 )
 from worker.streaming.dead_letters import dead_letter_record
 from worker.streaming.exceptions import MessageRejected, ProduceFailed
+from worker.streaming.kafka_compat import rejoin_if_join_lost
 from worker.streaming.kafka_config import KafkaConnection, consumer_kwargs, producer_kwargs
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.replay import replay_dead_letters

@@ -19,12 +19,9 @@ kafka-python 3 facts this loop is built on (verified in its source, 3.0.12):
   in a follow-up rebalance that this member joins on its *next* ``poll()`` -
   so committing right after ``poll()`` returns still happens before the new
   owner can start.
-* Bug worked around in ``_unstick_join``: a rejoin triggered by a metadata
-  change (e.g. the first join racing a just-created topic) whose JoinGroup/
-  SyncGroup outlives the ``poll()`` timeout is never applied - the leader's
-  assignment snapshot is updated by the background join, so the next
-  ``poll()`` no longer thinks a rejoin is pending. The member stays
-  REBALANCING with no partitions, heartbeats stop and it is evicted.
+* Two bugs that would stall the loop for good are worked around right after
+  each ``poll()``; see ``kafka_compat`` (a group join left unapplied, records
+  of a paused partition never handed back).
 * Every blocking call (``poll``, ``commit``, ``close``) hands a coroutine to the
   I/O thread and then waits for it on a ``threading.Event`` *without a timeout*
   (``NetworkSelector.run``): ``timeout_ms`` only bounds the coroutine. If the
@@ -53,7 +50,10 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import MemberState
 
 from worker.streaming.exceptions import CommitFailed, MessageRejected, StreamingError
-from worker.streaming.kafka_compat import release_drained_partition_records
+from worker.streaming.kafka_compat import (
+    rejoin_if_join_lost,
+    release_drained_partition_records,
+)
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.types import Commit, Lease, Message, Partition, ProcessingStep
 
@@ -100,30 +100,6 @@ class KafkaClientStalled(StreamingError):
     processor stops with this error (the process should exit non-zero and be
     restarted) instead of hanging.
     """
-
-
-def rejoin_if_join_lost(consumer: Any) -> bool:
-    """Work around the kafka-python 3.0.12 lost-join bug (module docstring).
-
-    Private attributes, read defensively: a finished join task that nobody
-    consumed while no rejoin is pending can only be that bug; requesting a
-    rejoin makes the next poll() run a fresh JoinGroup. A no-op on fixed or
-    different kafka-python versions (attributes missing or never in that
-    state). Returns whether a rejoin was requested. Call it from the thread
-    that polls, right after ``poll()``.
-    """
-    coordinator: Any = getattr(consumer, "_coordinator", None)
-    task = getattr(coordinator, "_join_task", None)
-    if coordinator is None or task is None or getattr(task, "is_done", False) is not True:
-        return False
-    try:
-        stuck = not coordinator.need_rejoin()
-    except Exception:
-        return False
-    if stuck:
-        log.warning("kafka-python left a finished group join unapplied; rejoining")
-        coordinator.request_rejoin()
-    return stuck
 
 
 def _stack_of(thread: threading.Thread | None, limit: int = 12) -> str:

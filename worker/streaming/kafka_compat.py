@@ -36,3 +36,31 @@ def release_drained_partition_records(consumer: Any) -> bool:
         return False
     fetcher._next_partition_records = None
     return True
+
+
+def rejoin_if_join_lost(consumer: Any) -> bool:
+    """Re-join a group whose finished join kafka-python 3.0.12 never applied.
+
+    A rejoin triggered by a metadata change (e.g. the first join racing a
+    just-created topic) whose JoinGroup/SyncGroup outlives the ``poll()``
+    timeout is never applied: the leader's assignment snapshot is updated by
+    the background join, so the next ``poll()`` no longer thinks a rejoin is
+    pending. The member stays REBALANCING with no partitions, heartbeats stop
+    and it is evicted.
+
+    A finished join task that nobody consumed while no rejoin is pending can
+    only be that bug; requesting a rejoin makes the next poll() run a fresh
+    JoinGroup. Returns whether a rejoin was requested.
+    """
+    coordinator: Any = getattr(consumer, "_coordinator", None)
+    task = getattr(coordinator, "_join_task", None)
+    if coordinator is None or task is None or getattr(task, "is_done", False) is not True:
+        return False
+    try:
+        stuck = not coordinator.need_rejoin()
+    except Exception:
+        return False
+    if stuck:
+        log.warning("kafka-python left a finished group join unapplied; rejoining")
+        coordinator.request_rejoin()
+    return stuck
