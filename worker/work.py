@@ -1,6 +1,7 @@
 """The values that flow through the pipeline, one type per stage reached.
 
-consume → ``DecodedEvent`` → ``PreparedEvent`` → ``ClassifiedEvent`` → records.
+consume → ``DecodedEvent`` → ``FetchedEvent`` (images fetched and tiled) → ``ClassifiedEvent``
+→ records.
 Any stage may instead produce a ``Failure``; later stages pass it along untouched
 and the publish stage turns it into a dead-letter record.
 """
@@ -42,7 +43,7 @@ class DecodedEvent:
 
 
 @dataclass(frozen=True)
-class PreparedEvent:
+class FetchedEvent:
     decoded: DecodedEvent
     requests: tuple[ClassificationRequest, ...]  # one per prompt, images attached
 
@@ -57,8 +58,8 @@ class PreparedEvent:
 
 @dataclass(frozen=True)
 class ClassifiedEvent:
-    prepared: PreparedEvent
+    fetched: FetchedEvent
     results: tuple[ClassificationResult, ...]  # one per request
 
 
-Work = DecodedEvent | PreparedEvent | ClassifiedEvent | Failure
+Work = DecodedEvent | FetchedEvent | ClassifiedEvent | Failure

@@ -37,7 +37,7 @@ from worker.images.exceptions import (
 )
 from worker.images.fetcher import ImageFetcher, RetryPolicy, make_s3_client
 from worker.images.preprocess import prepare_image
-from worker.images.stage import fetch_and_prepare
+from worker.images.load import load_image
 from worker.images.types import TilingSpec
 from worker.images.uri import BucketAllowlist
 
@@ -209,7 +209,7 @@ def test_stream_read_is_capped_when_content_length_lies() -> None:
     assert body.amount_read == 1001 and body.closed
 
 
-def test_fetch_and_prepare_from_many_threads(spec: TilingSpec) -> None:
+def test_load_image_from_many_threads(spec: TilingSpec) -> None:
     images = {
         f"k{i}.png": encode(noise_rgb(100 + 37 * i, 90 + 11 * i, seed=i), "PNG") for i in range(12)
     }
@@ -221,7 +221,7 @@ def test_fetch_and_prepare_from_many_threads(spec: TilingSpec) -> None:
     shared = fetcher(KeyedS3())
     items = [item(f"s3://bucket/{key}") for key in images] * 3
     with ThreadPoolExecutor(8) as pool:
-        prepared = list(pool.map(lambda it: fetch_and_prepare(shared, it, spec), items))
+        prepared = list(pool.map(lambda it: load_image(shared, it, spec), items))
     for it, result in zip(items, prepared, strict=True):
         data = images[it.s3_uri.rsplit("/", 1)[1]]
         expected = prepare_image(decode_image(data, ImageLimits()), spec, "")
@@ -229,9 +229,9 @@ def test_fetch_and_prepare_from_many_threads(spec: TilingSpec) -> None:
         assert torch.equal(result.pixel_values, expected.pixel_values)
 
 
-def test_fetch_and_prepare_raises_image_errors_only(spec: TilingSpec) -> None:
+def test_load_image_raises_image_errors_only(spec: TilingSpec) -> None:
     with pytest.raises(ImageError):
-        fetch_and_prepare(fetcher(FakeS3(b"<svg/>")), item(), spec)
+        load_image(fetcher(FakeS3(b"<svg/>")), item(), spec)
 
 
 # --- a scripted HTTP server: real sockets, real botocore -----------------------------

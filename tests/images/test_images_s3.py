@@ -21,7 +21,7 @@ from worker.images.exceptions import (
     ObjectNotFound,
 )
 from worker.images.fetcher import ImageFetcher, RetryPolicy, make_s3_client
-from worker.images.stage import fetch_and_prepare
+from worker.images.load import load_image
 from worker.images.types import TilingSpec
 from worker.images.uri import BucketAllowlist
 
@@ -49,7 +49,7 @@ class RecordingS3:
         return response
 
 
-def test_fetch_and_prepare(s3: Any, bucket: str, spec: TilingSpec, hf_processor: Any) -> None:
+def test_load_image(s3: Any, bucket: str, spec: TilingSpec, hf_processor: Any) -> None:
     data = encode(noise_rgb(900, 600), "JPEG", quality=92)
     key = "tenant/ü ñ/%2F literal.jpg"
     s3.put_object(Bucket=bucket, Key=key, Body=data)
@@ -58,7 +58,7 @@ def test_fetch_and_prepare(s3: Any, bucket: str, spec: TilingSpec, hf_processor:
     uri = f"s3://{bucket}/{key}"
     fetched = fetcher.fetch(item(uri, sha))
     assert (fetched.data, fetched.sha256, fetched.s3_uri) == (data, sha, uri)
-    prepared = fetch_and_prepare(fetcher, item(uri, sha), spec)
+    prepared = load_image(fetcher, item(uri, sha), spec)
     reference = hf_processor(images=[[decode_image(data, ImageLimits())]], return_tensors="pt")
     assert torch.equal(prepared.pixel_values, reference["pixel_values"][0, 0])
     assert prepared.sha256 == sha

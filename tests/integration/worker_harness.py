@@ -20,6 +20,7 @@ from PIL import Image
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.verdict import VerdictEvent
 from worker.config import Settings
+from worker.clients import connect
 from worker.pipeline import Models, Worker
 
 
@@ -181,7 +182,8 @@ class Lab:
 @contextmanager
 def running_worker(settings: Settings, models: Models, **kwargs: Any) -> Iterator[Worker]:
     """A Worker consuming in a background thread; stopped (drained) on exit."""
-    worker = Worker(settings, models, **kwargs)
+    clients = connect(settings, s3_client=kwargs.pop("s3_client", None))
+    worker = Worker(settings, models, clients, **kwargs)
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from schemas import EventLimits
 from schemas.dead_letter import ErrorStage
-from worker.stages import decode_event
+from worker.stages.decode import decode_event
 from worker.work import DecodedEvent, Failure
 
 

@@ -10,8 +10,9 @@ import pytest
 from kafka import TopicPartition
 from stream_fakes import P0, P1, CollectingStep, FakeConsumer, FakeProducer, FakeRecord, msg
 
-from worker.streaming.consumer import StreamProcessor, kafka_commit
+from worker.streaming.consumer import StreamProcessor
 from worker.streaming.exceptions import MessageRejected, ProduceFailed
+from worker.streaming.kafka_commit import kafka_commit
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.steps import (
     CommitOffsets,

@@ -23,14 +23,10 @@ from kafka.errors import KafkaError, ProducerFencedError
 from stream_fakes import CollectingStep
 
 from schemas.dead_letter import REPLAY_COUNT, DeadLetterHeaders, ErrorStage
-from worker.streaming.consumer import (
-    KafkaClientStalled,
-    ProcessorStats,
-    StreamProcessor,
-    kafka_commit,
-)
+from worker.streaming.consumer import ProcessorStats, StreamProcessor
 from worker.streaming.dead_letters import dead_letter_record
-from worker.streaming.exceptions import MessageRejected, ProduceFailed
+from worker.streaming.exceptions import KafkaClientStalled, MessageRejected, ProduceFailed
+from worker.streaming.kafka_commit import kafka_commit
 from worker.streaming.kafka_compat import rejoin_if_join_lost
 from worker.streaming.kafka_config import KafkaConnection, consumer_kwargs, producer_kwargs
 from worker.streaming.offsets import OffsetTracker

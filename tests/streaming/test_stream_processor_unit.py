@@ -18,8 +18,9 @@ from kafka.errors import (
 )
 from stream_fakes import CollectingStep, FakeConsumer, FakeRecord
 
-from worker.streaming.consumer import KafkaClientStalled, StreamProcessor, kafka_commit
-from worker.streaming.exceptions import CommitFailed, MessageRejected
+from worker.streaming.consumer import StreamProcessor
+from worker.streaming.exceptions import CommitFailed, KafkaClientStalled, MessageRejected
+from worker.streaming.kafka_commit import kafka_commit
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.types import Message, Partition
 

@@ -466,10 +466,11 @@ def run_worker(
     count every 5 s (progress lines), ``on_progress`` every few milliseconds.
     """
     from worker.metrics import Metrics
+    from worker.clients import connect
     from worker.pipeline import Worker
 
     metrics = Metrics()
-    worker = Worker(settings, models, metrics=metrics)
+    worker = Worker(settings, models, connect(settings), metrics=metrics)
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -46,7 +46,7 @@ def raw_loop(settings: Any, input_topic: str, output_topic: str, expected: int) 
     """Seconds from the first record polled to the last output acknowledged."""
     from kafka import KafkaConsumer, KafkaProducer
 
-    from worker.pipeline import kafka_connection
+    from worker.clients import kafka_connection
     from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
 
     conn = kafka_connection(settings)

@@ -194,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.engine import write_tiny_model
     from worker.images.fetcher import make_s3_client
     from worker.logs import configure_logging
+    from worker.clients import connect
     from worker.pipeline import Worker, load_models
 
     base = load_settings(args)
@@ -251,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
 
     _say(f"==> loading the model ({model})")
     models = load_models(settings)
-    worker = Worker(settings, models)
+    worker = Worker(settings, models, connect(settings))
     thread = threading.Thread(
         target=lambda: worker.run(handle_signals=False), name="demo-worker", daemon=True
     )

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from schemas import ConversationEvent
     from worker.prompt import ConversationNotSupported, PromptFormat, render_prompt_listing
-    from worker.stages import describe_validation_error
+    from worker.stages.decode import describe_validation_error
 
     raw = sys.stdin.buffer.read()
     try:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, KafkaProducer
 
     from worker.logs import configure_logging
-    from worker.pipeline import kafka_connection
+    from worker.clients import kafka_connection
     from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
     from worker.streaming.replay import replay_dead_letters
 

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.health import HealthServer, HealthState
     from worker.logs import configure_logging
     from worker.metrics import Metrics
+    from worker.clients import connect
     from worker.pipeline import Worker, load_models
 
     # A fatal signal (SIGSEGV, SIGABRT from native code) prints every thread's stack,
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:
             print(f"guardstream: cannot load the model: {exc}", file=sys.stderr)
             return 1
-        worker = Worker(settings, models, metrics=metrics, health=health)
+        worker = Worker(settings, models, connect(settings), metrics=metrics, health=health)
         worker.run()
     finally:
         if server is not None:

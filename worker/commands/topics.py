@@ -44,7 +44,7 @@ def ensure_worker_topics(
     """Create the input, output and dead-letter topics that are missing; return those created."""
     from kafka import KafkaAdminClient
 
-    from worker.pipeline import kafka_connection
+    from worker.clients import kafka_connection
     from worker.streaming.kafka_config import admin_kwargs
     from worker.streaming.topics import TopicSpec, ensure_topics
 

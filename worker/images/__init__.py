@@ -20,8 +20,8 @@ from worker.images.exceptions import (
     UnsupportedImageFormat,
 )
 from worker.images.fetcher import FetchedImage, ImageFetcher, RetryPolicy, make_s3_client
+from worker.images.load import LoadObserver, load_image
 from worker.images.preprocess import prepare_image, tiling_spec_from_config
-from worker.images.stage import fetch_and_prepare
 from worker.images.types import PreparedImage, TilingSpec
 from worker.images.uri import BucketAllowlist, S3Location, parse_s3_uri
 
@@ -38,6 +38,7 @@ __all__ = [
     "ImageLimits",
     "ImageTooLarge",
     "InvalidImageUri",
+    "LoadObserver",
     "ObjectNotFound",
     "PreparedImage",
     "RetryPolicy",
@@ -48,7 +49,7 @@ __all__ = [
     "UndecodableImage",
     "UnsupportedImageFormat",
     "decode_image",
-    "fetch_and_prepare",
+    "load_image",
     "make_s3_client",
     "parse_s3_uri",
     "prepare_image",

@@ -9,14 +9,16 @@ transaction (``TransactionalProduceAndCommit``, exactly-once). Nothing here
 knows about models, images or event schemas.
 """
 
-from worker.streaming.consumer import KafkaPayload, ProcessorStats, StreamProcessor, kafka_commit
+from worker.streaming.consumer import KafkaPayload, ProcessorStats, StreamProcessor
 from worker.streaming.exceptions import (
     CommitFailed,
     InvalidState,
+    KafkaClientStalled,
     MessageRejected,
     ProduceFailed,
     StreamingError,
 )
+from worker.streaming.kafka_commit import kafka_commit
 from worker.streaming.offsets import OffsetTracker
 from worker.streaming.types import (
     Commit,
@@ -27,12 +29,14 @@ from worker.streaming.types import (
     Partition,
     ProcessingStep,
 )
+from worker.streaming.watchdog import StallWatchdog
 
 __all__ = [
     "Commit",
     "CommitFailed",
     "Headers",
     "InvalidState",
+    "KafkaClientStalled",
     "KafkaPayload",
     "Lease",
     "Message",
@@ -43,6 +47,7 @@ __all__ = [
     "ProcessingStep",
     "ProcessorStats",
     "ProduceFailed",
+    "StallWatchdog",
     "StreamProcessor",
     "StreamingError",
     "kafka_commit",

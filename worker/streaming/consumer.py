@@ -26,196 +26,38 @@ kafka-python 3 facts this loop is built on (verified in its source, 3.0.12):
   I/O thread and then waits for it on a ``threading.Event`` *without a timeout*
   (``NetworkSelector.run``): ``timeout_ms`` only bounds the coroutine. If the
   I/O loop stops running it (thread dead or wedged), the call never returns and
-  the worker hangs silently, still "running". ``_StallWatchdog`` turns that
-  into a ``KafkaClientStalled`` error (see there).
+  the worker hangs silently, still "running". ``StallWatchdog`` turns that
+  into a ``KafkaClientStalled`` error (``worker.streaming.watchdog``).
 """
 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import structlog
-from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import MemberState
 
-from worker.streaming.exceptions import CommitFailed, MessageRejected, StreamingError
+from worker.streaming.exceptions import CommitFailed, MessageRejected
 from worker.streaming.kafka_compat import (
     rejoin_if_join_lost,
     release_drained_partition_records,
 )
 from worker.streaming.offsets import OffsetTracker
+from worker.streaming.rebalance import RebalanceEvents
 from worker.streaming.types import Commit, Lease, Message, Partition, ProcessingStep
+from worker.streaming.watchdog import StallWatchdog
 
 log = structlog.get_logger(__name__)
 
 #: What the first step receives: the record value (no deserializer configured).
 KafkaPayload = bytes | None
-
-
-def kafka_commit(consumer: Any, *, timeout_ms: int = 30_000) -> Commit:
-    """A ``Commit`` for ``CommitOffsets``: synchronous ``consumer.commit``.
-
-    Must be called from the consumer loop's thread (never from a rebalance
-    callback). Group-membership races and retriable errors (broker unreachable,
-    coordinator moving, timeouts) are mapped to ``CommitFailed``: logged and
-    retried later by the step, so a broker restart does not stop the worker.
-    Other errors, e.g. a fenced static member, propagate.
-    """
-
-    def commit(offsets: Mapping[Partition, int]) -> None:
-        try:
-            with _guarded(consumer, "commit", timeout_ms / 1000):
-                consumer.commit(
-                    {
-                        TopicPartition(p.topic, p.index): OffsetAndMetadata(o, "", -1)
-                        for p, o in offsets.items()
-                    },
-                    timeout_ms=timeout_ms,
-                )
-        except (CommitFailedError, RebalanceInProgressError) as exc:
-            raise CommitFailed(repr(exc)) from exc
-        except KafkaError as exc:
-            if not exc.retriable:
-                raise
-            raise CommitFailed(repr(exc)) from exc
-
-    return commit
-
-
-class KafkaClientStalled(StreamingError):
-    """A kafka-python consumer call outlived its own timeout by ``stall_timeout_s``.
-
-    Its I/O thread is dead or wedged: the client cannot recover, so the
-    processor stops with this error (the process should exit non-zero and be
-    restarted) instead of hanging.
-    """
-
-
-def _stack_of(thread: threading.Thread | None, limit: int = 12) -> str:
-    frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
-    return "".join(traceback.format_stack(frame, limit=limit)) if frame else "<not running>"
-
-
-class _StallWatchdog:
-    """Turns a kafka-python call that never returns into ``KafkaClientStalled``.
-
-    The loop thread wraps each blocking consumer call (``poll``, ``commit``,
-    ``close``) in ``guard(what, timeout_s)``, ``timeout_s`` being the timeout
-    the call was given. A daemon thread checks about once a second; a call
-    still running ``stall_timeout_s`` after its own timeout, or running while
-    the I/O thread is dead, is a wedged client. The watchdog then logs both
-    threads' stacks and fails the client's pending ``run()`` waiters the way
-    kafka-python does itself when its loop crashes
-    (``NetworkSelector._fail_pending_waiters``, private, read defensively), so
-    the blocked call raises ``KafkaClientStalled`` in the loop thread. Blocked
-    elsewhere (a fake client, another kafka-python version), the call raises it
-    as soon as it returns.
-    """
-
-    def __init__(self, consumer: Any, stall_timeout_s: float) -> None:
-        self._net: Any = getattr(consumer, "_net", None)
-        self._stall_timeout_s = stall_timeout_s
-        self._lock = threading.Lock()
-        # (what, deadline, calling thread) of the call in progress, if any.
-        self._call: tuple[str, float, threading.Thread] | None = None
-        self.error: KafkaClientStalled | None = None
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._watch, name="stream-stall-watchdog", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _io_thread(self) -> threading.Thread | None:
-        thread = getattr(self._net, "_io_thread", None)
-        return thread if isinstance(thread, threading.Thread) else None
-
-    def _io_thread_died(self) -> bool:
-        io = self._io_thread()
-        if io is None or io.is_alive():
-            return False
-        # A loop that crashed with an exception is reported by kafka-python
-        # itself (run() re-raises it): only a silent death is ours to report.
-        return getattr(self._net, "_exception", None) is None
-
-    @contextmanager
-    def guard(self, what: str, timeout_s: float) -> Iterator[None]:
-        if self.error is not None:
-            raise self.error
-        if self._io_thread_died():
-            self.error = KafkaClientStalled(
-                f"consumer.{what}(): the kafka-python I/O thread is dead"
-            )
-            raise self.error
-        deadline = time.monotonic() + timeout_s + self._stall_timeout_s
-        with self._lock:
-            self._call = (what, deadline, threading.current_thread())
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._call = None
-        if self.error is not None:
-            raise self.error  # fired while the call was returning by itself
-
-    def _watch(self) -> None:
-        while not self._stopped.wait(min(1.0, self._stall_timeout_s / 4)):
-            with self._lock:
-                call = self._call
-            if call is None or self.error is not None:
-                continue
-            what, deadline, caller = call
-            dead = self._io_thread_died()
-            if not dead and time.monotonic() < deadline:
-                continue
-            io = self._io_thread()
-            self.error = KafkaClientStalled(
-                f"consumer.{what}() still blocked {self._stall_timeout_s:.0f}s after its "
-                f"timeout; kafka-python I/O thread "
-                f"{'dead' if dead else 'alive' if io is not None else 'unknown'}"
-            )
-            log.error(
-                "kafka client stalled: failing the blocked call",
-                call=what,
-                io_thread_stack=_stack_of(io),
-                caller_stack=_stack_of(caller),
-            )
-            fail = getattr(self._net, "_fail_pending_waiters", None)
-            if callable(fail):
-                fail(self.error)
-
-
-# Watchdog of the StreamProcessor running on a consumer, by id(consumer), for
-# kafka_commit() which only knows the consumer.
-_watchdogs: dict[int, _StallWatchdog] = {}
-
-
-@contextmanager
-def _guarded(consumer: Any, what: str, timeout_s: float) -> Iterator[None]:
-    watchdog = _watchdogs.get(id(consumer))
-    if watchdog is None:
-        yield
-    else:
-        with watchdog.guard(what, timeout_s):
-            yield
 
 
 @dataclass
@@ -235,35 +77,6 @@ class ProcessorStats:
     lost: int = 0
 
 
-class _Listener(ConsumerRebalanceListener):
-    """Runs on kafka-python's I/O thread: only records events for the loop."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[tuple[str, frozenset[Partition]]] = []
-
-    def _add(self, kind: str, partitions: Iterable[Any]) -> None:
-        parts = frozenset(Partition(tp.topic, tp.partition) for tp in partitions)
-        with self._lock:
-            self._events.append((kind, parts))
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self._add("revoked", revoked)
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self._add("assigned", assigned)
-
-    def on_partitions_lost(self, lost: Any) -> None:
-        # Membership was lost (e.g. session timeout): the partitions may
-        # already belong to someone else, so their offsets must not be committed.
-        self._add("lost", lost)
-
-    def drain(self) -> list[tuple[str, frozenset[Partition]]]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
-
-
 class StreamProcessor:
     """Consume ``topics`` with ``consumer`` and feed the records to ``step``.
 
@@ -279,6 +92,8 @@ class StreamProcessor:
     ``stall_timeout_s``: a consumer call (poll, commit, close) still blocked
     this long after its own timeout means kafka-python's I/O thread is dead or
     wedged; run() then fails with ``KafkaClientStalled`` instead of hanging.
+    Pass ``watchdog`` (built on the same consumer) to share it with
+    ``kafka_commit(consumer, watchdog=...)``; by default the processor makes its own.
 
     Backpressure: while the partitions are paused, ``poll()`` runs only every
     ``poll_timeout_ms`` and with a zero timeout (kafka-python sleeps up to the
@@ -305,6 +120,7 @@ class StreamProcessor:
         stall_timeout_s: float = 60.0,
         wakeup: threading.Event | None = None,
         backpressure_wait_ms: int = 10,
+        watchdog: StallWatchdog | None = None,
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
@@ -316,12 +132,11 @@ class StreamProcessor:
         self._rebalance_poll_timeout_ms = rebalance_poll_timeout_ms
         self._join_timeout_s = join_timeout_s
         self._close_timeout_s = close_timeout_s
-        self._stall_timeout_s = stall_timeout_s
         self._wakeup = wakeup if wakeup is not None else threading.Event()
         self._backpressure_wait_s = backpressure_wait_ms / 1000
         self._polled_at = 0.0
-        self._watchdog = _StallWatchdog(consumer, stall_timeout_s)
-        self._listener = _Listener()
+        self._watchdog = watchdog or StallWatchdog(consumer, stall_timeout_s)
+        self._listener = RebalanceEvents()
         self._leases: dict[Partition, Lease] = {}
         self._pending: deque[Message[KafkaPayload]] = deque()
         self._backpressure = False
@@ -355,13 +170,10 @@ class StreamProcessor:
         the consumer. An exception from a step terminates the steps, closes the
         clients *without* committing anything more, and propagates.
         """
-        self._watchdog = _StallWatchdog(self._consumer, self._stall_timeout_s)
-        _watchdogs[id(self._consumer)] = self._watchdog  # for kafka_commit()
         self._watchdog.start()
         try:
             self._run(max_messages, until, handle_signals)
         finally:
-            _watchdogs.pop(id(self._consumer), None)
             self._watchdog.stop()
         return self.stats
 

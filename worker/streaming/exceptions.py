@@ -36,3 +36,12 @@ class CommitFailed(StreamingError):
 
 class ProduceFailed(StreamingError):
     """A record could not be written even after the producer's own retries."""
+
+
+class KafkaClientStalled(StreamingError):
+    """A kafka-python consumer call outlived its own timeout by ``stall_timeout_s``.
+
+    Its I/O thread is dead or wedged: the client cannot recover, so the
+    processor stops with this error (the process should exit non-zero and be
+    restarted) instead of hanging.
+    """

@@ -1,6 +1,7 @@
 """Processing steps, one module each; compose them front to back."""
 
-from worker.streaming.steps.batching import BatchStep, RunBatchesInThread
+from worker.streaming.steps.batching import RunBatchesInThread
+from worker.streaming.steps.chain import chain
 from worker.streaming.steps.commit import CommitOffsets
 from worker.streaming.steps.produce import Produce
 from worker.streaming.steps.run_task import RunTask
@@ -8,11 +9,11 @@ from worker.streaming.steps.run_task_in_threads import RunTaskInThreads
 from worker.streaming.steps.transactional import TransactionalProduceAndCommit
 
 __all__ = [
-    "BatchStep",
     "CommitOffsets",
     "Produce",
     "RunBatchesInThread",
     "RunTask",
     "RunTaskInThreads",
     "TransactionalProduceAndCommit",
+    "chain",
 ]

@@ -20,6 +20,7 @@ import structlog
 
 from worker.streaming.exceptions import InvalidState, MessageRejected
 from worker.streaming.steps._util import JOIN_WAIT_S, Deadline
+from worker.streaming.steps.base import ForwardingStep
 from worker.streaming.types import Message, ProcessingStep, TIn, TOut
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,7 @@ class _Batch(Generic[TIn, TOut]):
     unforwarded: int = 0
 
 
-class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
+class RunBatchesInThread(ForwardingStep[TIn, TOut], Generic[TIn, TOut]):
     """Accumulate messages into batches and run ``function(payloads) -> payloads``.
 
     A batch is sealed when it holds ``max_batch_size`` messages, when adding
@@ -86,8 +87,8 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
             raise ValueError("max_pending_batches must be >= 1")
         if (cost is None) != (max_batch_cost is None):
             raise ValueError("cost and max_batch_cost go together")
+        super().__init__(next_step)
         self._function = function
-        self._next = next_step
         self._max_size = max_batch_size
         self._max_wait_s = max_batch_wait_ms / 1000
         self._cost = cost
@@ -102,7 +103,6 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
         self._todo: queue.SimpleQueue[_Batch[TIn, TOut] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[_Batch[TIn, TOut]] = queue.SimpleQueue()
         self._batch_done = threading.Event()
-        self._closed = False
         self._thread = threading.Thread(target=self._work, name=thread_name, daemon=True)
         self._thread.start()
 
@@ -155,18 +155,14 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
         self._todo.put(batch)
         return True
 
-    def submit(self, message: Message[TIn]) -> None:
-        if self._closed:
-            raise InvalidState("RunBatchesInThread is closed")
-        if message.revoked:
-            return
+    def _accept(self, message: Message[TIn]) -> None:
         cost = self._cost(message.payload) if self._cost is not None else 0
         batch = self._open
         if batch.messages and self._is_full(batch, cost) and not self._try_seal():
             # No free slot: hand finished batches on first (that frees slots),
             # then try once more before refusing.
             self._collect()
-            self._forward()
+            self._forward_ready()
             if not self._try_seal():
                 raise MessageRejected
         batch = self._open
@@ -195,22 +191,18 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
             for output in batch.outputs:
                 self._ready.append((batch, output))
 
-    def _forward(self) -> None:
-        while self._ready:
-            batch, output = self._ready[0]
-            if not output.revoked:
-                try:
-                    self._next.submit(output)
-                except MessageRejected:
-                    return
-            self._ready.popleft()
-            batch.unforwarded -= 1
-            if batch.unforwarded == 0:
-                self._sealed -= 1
+    def _forward_ready(self) -> None:
+        self._forward_head(self._ready, _always, _output, self._forwarded)
+
+    def _forwarded(self, entry: tuple[_Batch[TIn, TOut], Message[TOut]]) -> None:
+        batch = entry[0]
+        batch.unforwarded -= 1
+        if batch.unforwarded == 0:
+            self._sealed -= 1
 
     def _step(self) -> None:
         self._collect()
-        self._forward()
+        self._forward_ready()
         batch = self._open
         if batch.messages and (
             self._is_full(batch) or self._clock() - batch.opened_at >= self._max_wait_s
@@ -221,9 +213,6 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
         self._step()
         self._next.poll()
 
-    def close(self) -> None:
-        self._closed = True
-
     def join(self, timeout: float | None = None) -> None:
         deadline = Deadline(timeout)
         try:
@@ -232,7 +221,7 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
                 # _collect() still wakes the wait below.
                 self._batch_done.clear()
                 self._collect()
-                self._forward()
+                self._forward_ready()
                 if self._open.messages:
                     self._try_seal()  # no waiting for max_batch_wait_ms on shutdown
                 if not self._open.messages and self._sealed == 0:
@@ -264,5 +253,9 @@ class RunBatchesInThread(ProcessingStep[TIn], Generic[TIn, TOut]):
         self._next.terminate()
 
 
-#: The same step under the name the design notes use.
-BatchStep = RunBatchesInThread
+def _always(entry: object) -> bool:
+    return True  # only finished batches' outputs are in line
+
+
+def _output(entry: tuple[_Batch[TIn, TOut], Message[TOut]]) -> Message[TOut]:
+    return entry[1]

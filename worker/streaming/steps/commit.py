@@ -8,14 +8,15 @@ from typing import Any
 
 import structlog
 
-from worker.streaming.exceptions import CommitFailed, InvalidState
+from worker.streaming.exceptions import CommitFailed
 from worker.streaming.offsets import OffsetTracker
-from worker.streaming.types import Commit, Message, Partition, ProcessingStep
+from worker.streaming.steps.base import Step
+from worker.streaming.types import Commit, Message, Partition
 
 log = structlog.get_logger(__name__)
 
 
-class CommitOffsets(ProcessingStep[Any]):
+class CommitOffsets(Step[Any]):
     """Mark arriving messages done and commit the watermarks periodically.
 
     A message reaches this step only when all its effects are durable (e.g.
@@ -36,24 +37,20 @@ class CommitOffsets(ProcessingStep[Any]):
         commit_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self._tracker = tracker
         self._commit = commit
         self._interval = commit_interval_s
         self._clock = clock
         self._last_commit_at = clock()
         self._committed: dict[Partition, int] = {}
-        self._closed = False
 
     @property
     def committed(self) -> dict[Partition, int]:
         """What this step last committed successfully (a copy)."""
         return dict(self._committed)
 
-    def submit(self, message: Message[Any]) -> None:
-        if self._closed:
-            raise InvalidState("CommitOffsets is closed")
-        if message.revoked:
-            return  # no longer ours; the tracker forgot the partition anyway
+    def _accept(self, message: Message[Any]) -> None:
         self._tracker.complete(message.partition, message.offset)
 
     def _maybe_commit(self, force: bool) -> None:
@@ -75,9 +72,6 @@ class CommitOffsets(ProcessingStep[Any]):
 
     def poll(self) -> None:
         self._maybe_commit(force=False)
-
-    def close(self) -> None:
-        self._closed = True
 
     def join(self, timeout: float | None = None) -> None:
         self._maybe_commit(force=True)

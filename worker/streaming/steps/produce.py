@@ -9,8 +9,9 @@ from typing import Any
 
 import structlog
 
-from worker.streaming.exceptions import InvalidState, MessageRejected, ProduceFailed
+from worker.streaming.exceptions import MessageRejected, ProduceFailed
 from worker.streaming.steps._util import Deadline
+from worker.streaming.steps.base import ForwardingStep
 from worker.streaming.types import (
     Message,
     OutgoingRecord,
@@ -22,6 +23,8 @@ from worker.streaming.types import (
 )
 
 Records = Sequence[OutgoingRecord]
+#: A message whose records were sent, and their futures.
+_Sent = tuple[Message[Records], list[RecordFuture]]
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +34,7 @@ log = structlog.get_logger(__name__)
 OUT_OF_ORDER_SCAN_S = 0.05
 
 
-class Produce(ProcessingStep[Records]):
+class Produce(ForwardingStep[Records, Records]):
     """Send the payload's records (verdicts and/or dead letters) asynchronously.
 
     A message is forwarded (unchanged) only after *all* its records are acked
@@ -67,87 +70,37 @@ class Produce(ProcessingStep[Records]):
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        super().__init__(next_step)
         self._producer = producer
-        self._next = next_step
         self._max_in_flight = max_in_flight
-        self._in_flight: deque[tuple[Message[Records], list[RecordFuture]]] = deque()
+        self._in_flight: deque[_Sent] = deque()
         self._clock = clock
         self._scanned_at = -OUT_OF_ORDER_SCAN_S
-        self._closed = False
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    def submit(self, message: Message[Records]) -> None:
-        if self._closed:
-            raise InvalidState("Produce is closed")
+    def _accept(self, message: Message[Records]) -> None:
         if len(self._in_flight) >= self._max_in_flight:
             raise MessageRejected
-        if message.revoked:
-            return
         futures = [send_record(self._producer, r) for r in records_of(message.payload)]
-        if not futures:
-            # Nothing to write: on at once (its offset must still be committed).
-            try:
-                self._next.submit(message)
-                return
-            except MessageRejected:
-                pass
+        # Nothing to write: on at once (its offset must still be committed).
+        if not futures and self._forward(message):
+            return
         self._in_flight.append((message, futures))
 
-    @staticmethod
-    def _raise_if_failed(message: Message[Records], futures: list[RecordFuture]) -> None:
-        for future, record in zip(futures, message.payload, strict=True):
-            if future.failed():
-                raise ProduceFailed(
-                    f"producing to {record.topic} for input {message.partition}"
-                    f"@{message.offset} failed: {future.exception!r}"
-                ) from future.exception
-
     def _forward_acked(self) -> None:
-        in_flight = self._in_flight
-        while in_flight:
-            message, futures = in_flight[0]
-            if not all(f.is_done for f in futures):
-                break
-            self._raise_if_failed(message, futures)
-            if not message.revoked:
-                try:
-                    self._next.submit(message)
-                except MessageRejected:
-                    return
-            in_flight.popleft()
-        if in_flight:
+        self._forward_head(self._in_flight, _acked, _acked_message)
+        if self._in_flight:
             now = self._clock()
             if now - self._scanned_at >= OUT_OF_ORDER_SCAN_S:
                 self._scanned_at = now
-                self._forward_any_acked()
-
-    def _forward_any_acked(self) -> None:
-        """Forward every acked message the next step accepts, in any order."""
-        keep: deque[tuple[Message[Records], list[RecordFuture]]] = deque()
-        rejected = False
-        for message, futures in self._in_flight:
-            if rejected or not all(f.is_done for f in futures):
-                keep.append((message, futures))
-                continue
-            self._raise_if_failed(message, futures)
-            if message.revoked:
-                continue
-            try:
-                self._next.submit(message)
-            except MessageRejected:
-                keep.append((message, futures))
-                rejected = True
-        self._in_flight = keep
+                self._in_flight = self._forward_any_order(self._in_flight, _acked, _acked_message)
 
     def poll(self) -> None:
         self._forward_acked()
         self._next.poll()
-
-    def close(self) -> None:
-        self._closed = True
 
     def join(self, timeout: float | None = None) -> None:
         deadline = Deadline(timeout)
@@ -171,3 +124,19 @@ class Produce(ProcessingStep[Records]):
         self._closed = True
         self._in_flight.clear()
         self._next.terminate()
+
+
+def _acked(sent: _Sent) -> bool:
+    return all(future.is_done for future in sent[1])
+
+
+def _acked_message(sent: _Sent) -> Message[Records]:
+    """The message, once every record of it is acked; ``ProduceFailed`` if one failed."""
+    message, futures = sent
+    for future, record in zip(futures, message.payload, strict=True):
+        if future.failed():
+            raise ProduceFailed(
+                f"producing to {record.topic} for input {message.partition}"
+                f"@{message.offset} failed: {future.exception!r}"
+            ) from future.exception
+    return message

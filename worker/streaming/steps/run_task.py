@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic
 
-from worker.streaming.exceptions import InvalidState, MessageRejected
+from worker.streaming.exceptions import MessageRejected
 from worker.streaming.steps._util import Deadline
+from worker.streaming.steps.base import ForwardingStep
 from worker.streaming.types import Message, ProcessingStep, TIn, TOut
 
 
-class RunTask(ProcessingStep[TIn], Generic[TIn, TOut]):
+class RunTask(ForwardingStep[TIn, TOut], Generic[TIn, TOut]):
     """``function(message) -> new payload``, then forward.
 
     The function gets the whole ``Message`` (not only the payload) so it can
@@ -25,44 +26,30 @@ class RunTask(ProcessingStep[TIn], Generic[TIn, TOut]):
     def __init__(
         self, function: Callable[[Message[TIn]], TOut], next_step: ProcessingStep[TOut]
     ) -> None:
+        super().__init__(next_step)
         self._function = function
-        self._next = next_step
         self._carry: Message[TOut] | None = None
-        self._closed = False
 
-    def submit(self, message: Message[TIn]) -> None:
-        if self._closed:
-            raise InvalidState("RunTask is closed")
-        if self._carry is not None and not self._flush_carry():
+    def _accept(self, message: Message[TIn]) -> None:
+        if not self._flush_carry():
             raise MessageRejected
-        if message.revoked:
-            return
         result = message.replace(self._function(message))
-        try:
-            self._next.submit(result)
-        except MessageRejected:
+        if not self._forward(result):
             # Accept the message anyway and hold its result: recomputing on retry
             # could be expensive or non-idempotent.
             self._carry = result
 
     def _flush_carry(self) -> bool:
-        carry = self._carry
-        if carry is None:
+        if self._carry is None:
             return True
-        if not carry.revoked:
-            try:
-                self._next.submit(carry)
-            except MessageRejected:
-                return False
+        if not self._forward(self._carry):
+            return False
         self._carry = None
         return True
 
     def poll(self) -> None:
         self._flush_carry()
         self._next.poll()
-
-    def close(self) -> None:
-        self._closed = True
 
     def join(self, timeout: float | None = None) -> None:
         deadline = Deadline(timeout)

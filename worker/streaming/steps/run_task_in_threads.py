@@ -9,8 +9,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Generic
 
-from worker.streaming.exceptions import InvalidState, MessageRejected
+from worker.streaming.exceptions import MessageRejected
 from worker.streaming.steps._util import JOIN_WAIT_S, Deadline
+from worker.streaming.steps.base import ForwardingStep
 from worker.streaming.types import Message, ProcessingStep, TIn, TOut
 
 
@@ -36,7 +37,11 @@ class _Done(Generic[TOut]):
         return self.value
 
 
-class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
+#: (message, future) of a threaded task; (message, result) of an inline one.
+_Task = tuple[Message[TIn], "Future[TOut | _Skipped] | _Done[TOut]"]
+
+
+class RunTaskInThreads(ForwardingStep[TIn, TOut], Generic[TIn, TOut]):
     """Run ``function(message) -> payload`` on up to ``max_workers`` threads.
 
     At most ``max_in_flight`` messages are held (queued, running, or done but
@@ -76,17 +81,15 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        super().__init__(next_step)
         self._function = function
-        self._next = next_step
         self._max_in_flight = max_in_flight
         self._inline = inline
         self._wakeup = wakeup
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers or max_in_flight, thread_name_prefix=thread_name_prefix
         )
-        # (message, future) of a threaded task; (message, result) of an inline one.
-        self._in_flight: deque[tuple[Message[TIn], Future[TOut | _Skipped] | _Done[TOut]]] = deque()
-        self._closed = False
+        self._in_flight: deque[_Task[TIn, TOut]] = deque()
 
     @property
     def in_flight(self) -> int:
@@ -99,24 +102,16 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
             return _SKIPPED
         return self._function(message)
 
-    def submit(self, message: Message[TIn]) -> None:
-        if self._closed:
-            raise InvalidState("RunTaskInThreads is closed")
+    def _accept(self, message: Message[TIn]) -> None:
         if len(self._in_flight) >= self._max_in_flight:
             # Make room with what already finished before refusing.
             self._forward_done()
             if len(self._in_flight) >= self._max_in_flight:
                 raise MessageRejected
-        if message.revoked:
-            return
         if self._inline is not None and self._inline(message):
             result = self._function(message)
-            if not self._in_flight:
-                try:
-                    self._next.submit(message.replace(result))
-                    return
-                except MessageRejected:
-                    pass
+            if not self._in_flight and self._forward(message.replace(result)):
+                return
             self._in_flight.append((message, _Done(result)))
             return
         future = self._executor.submit(self._run, message)
@@ -127,30 +122,12 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
 
     def _forward_done(self) -> None:
         """Forward every finished task the next step accepts; keep the rest."""
-        if not self._in_flight:
-            return
-        keep: deque[tuple[Message[TIn], Future[TOut | _Skipped] | _Done[TOut]]] = deque()
-        rejected = False
-        for message, future in self._in_flight:
-            if rejected or not future.done():
-                keep.append((message, future))
-                continue
-            result = future.result()  # re-raises an unexpected task exception
-            if isinstance(result, _Skipped) or message.revoked:
-                continue
-            try:
-                self._next.submit(message.replace(result))
-            except MessageRejected:
-                keep.append((message, future))
-                rejected = True
-        self._in_flight = keep
+        if self._in_flight:
+            self._in_flight = self._forward_any_order(self._in_flight, _task_done, _task_output)
 
     def poll(self) -> None:
         self._forward_done()
         self._next.poll()
-
-    def close(self) -> None:
-        self._closed = True
 
     def join(self, timeout: float | None = None) -> None:
         deadline = Deadline(timeout)
@@ -184,3 +161,13 @@ class RunTaskInThreads(ProcessingStep[TIn], Generic[TIn, TOut]):
         self._in_flight.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._next.terminate()
+
+
+def _task_done(task: _Task[TIn, TOut]) -> bool:
+    return task[1].done()
+
+
+def _task_output(task: _Task[TIn, TOut]) -> Message[TOut] | None:
+    message, future = task
+    result = future.result()  # re-raises an unexpected task exception
+    return None if isinstance(result, _Skipped) else message.replace(result)

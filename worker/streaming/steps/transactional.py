@@ -20,13 +20,13 @@ import structlog
 from kafka import OffsetAndMetadata, TopicPartition
 from kafka.structs import MemberState
 
-from worker.streaming.exceptions import InvalidState, MessageRejected, ProduceFailed
+from worker.streaming.exceptions import MessageRejected, ProduceFailed
 from worker.streaming.offsets import OffsetTracker
+from worker.streaming.steps.base import Step
 from worker.streaming.types import (
     Message,
     OutgoingRecord,
     Partition,
-    ProcessingStep,
     records_of,
     send_record,
 )
@@ -36,7 +36,7 @@ log = structlog.get_logger(__name__)
 Records = Sequence[OutgoingRecord]
 
 
-class TransactionalProduceAndCommit(ProcessingStep[Records]):
+class TransactionalProduceAndCommit(Step[Records]):
     """Collect messages; every ``commit_interval_s`` (or ``max_messages``) run
     one transaction: ``begin_transaction``, send all their records,
     ``send_offsets_to_transaction(tracker watermarks, group_metadata())``,
@@ -83,6 +83,7 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
     ) -> None:
         if max_messages < 1:
             raise ValueError("max_messages must be >= 1")
+        super().__init__()
         self._producer = producer
         self._tracker = tracker
         self._group_metadata = group_metadata
@@ -95,19 +96,14 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
         self._held: list[Message[Records]] = []
         self._first_at = 0.0
         self._committed: dict[Partition, int] = {}
-        self._closed = False
         self.transactions = 0
         """Committed transactions (for metrics and tests)."""
         if init_transactions:
             producer.init_transactions()
 
-    def submit(self, message: Message[Records]) -> None:
-        if self._closed:
-            raise InvalidState("TransactionalProduceAndCommit is closed")
+    def _accept(self, message: Message[Records]) -> None:
         if len(self._collected) >= self._max_messages:
             raise MessageRejected  # poll() commits the full batch, then we accept
-        if message.revoked:
-            return
         records_of(message.payload)
         if not self._collected:
             self._first_at = self._clock()
@@ -172,9 +168,6 @@ class TransactionalProduceAndCommit(ProcessingStep[Records]):
         rejoins only inside ``poll()``, in this very thread."""
         state = getattr(self._group_metadata(), "state", None)
         return state is not None and state != MemberState.STABLE
-
-    def close(self) -> None:
-        self._closed = True
 
     def join(self, timeout: float | None = None) -> None:
         # One synchronous transaction; its own timeouts bound it.
