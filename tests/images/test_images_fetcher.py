@@ -36,8 +36,8 @@ from worker.images.exceptions import (
     ObjectNotFound,
 )
 from worker.images.fetcher import ImageFetcher, RetryPolicy, make_s3_client
-from worker.images.preprocess import prepare_image
 from worker.images.load import load_image
+from worker.images.preprocess import prepare_image
 from worker.images.types import TilingSpec
 from worker.images.uri import BucketAllowlist
 

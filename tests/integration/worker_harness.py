@@ -19,8 +19,8 @@ from PIL import Image
 
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.verdict import VerdictEvent
-from worker.config import Settings
 from worker.clients import connect
+from worker.config import Settings
 from worker.pipeline import Models, Worker
 
 

@@ -465,8 +465,8 @@ def run_worker(
     the last verdict or dead letter is handed to the producer. ``on_tick`` gets the
     count every 5 s (progress lines), ``on_progress`` every few milliseconds.
     """
-    from worker.metrics import Metrics
     from worker.clients import connect
+    from worker.metrics import Metrics
     from worker.pipeline import Worker
 
     metrics = Metrics()

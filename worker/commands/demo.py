@@ -191,10 +191,10 @@ def run(args: argparse.Namespace) -> int:
 
     from schemas.dead_letter import DeadLetterHeaders
     from schemas.verdict import VerdictEvent
+    from worker.clients import connect
     from worker.engine import write_tiny_model
     from worker.images.fetcher import make_s3_client
     from worker.logs import configure_logging
-    from worker.clients import connect
     from worker.pipeline import Worker, load_models
 
     base = load_settings(args)

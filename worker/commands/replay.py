@@ -40,8 +40,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, KafkaProducer
 
-    from worker.logs import configure_logging
     from worker.clients import kafka_connection
+    from worker.logs import configure_logging
     from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
     from worker.streaming.replay import replay_dead_letters
 

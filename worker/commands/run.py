@@ -22,10 +22,10 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import faulthandler
 
+    from worker.clients import connect
     from worker.health import HealthServer, HealthState
     from worker.logs import configure_logging
     from worker.metrics import Metrics
-    from worker.clients import connect
     from worker.pipeline import Worker, load_models
 
     # A fatal signal (SIGSEGV, SIGABRT from native code) prints every thread's stack,
