@@ -100,3 +100,19 @@ def test_format_threshold() -> None:
         "0.00",
         "0.425",
     ]
+
+
+def test_the_example_kids_profile_as_the_readme_says() -> None:
+    from policy_helpers import EXAMPLE
+
+    from worker.policy import load_policy_file
+
+    kids = load_policy_file(EXAMPLE).tenants["kids"]
+    assert [decide(kids, s, {}, "never-sampled").action for s in (0.1499, 0.15, 0.2999, 0.30)] == [
+        "allow",
+        "review",
+        "review",
+        "block",
+    ]
+    child_safety = decide(kids, 0.2, {"S4": 0.06}, "e")
+    assert (child_safety.action, child_safety.reasons) == ("block", ("S4>=0.05",))
