@@ -115,7 +115,7 @@ def _build(
             base,
             {**inherited, **own},
             {**origin, **dict.fromkeys(own, path)},
-            unsure | _unsure_keys(raw, own),
+            (unsure - own.keys()) | _unsure_keys(raw, own),
             issues,
         )
         if profile is not None and ok:
