@@ -9,9 +9,19 @@ from schemas.conversation import (
     TextContent,
 )
 from schemas.dead_letter import DeadLetterHeaders, ErrorStage
-from schemas.verdict import ImageVerdict, ModelInfo, SourcePosition, VerdictEvent
+from schemas.review import ReviewReason, ReviewRequest
+from schemas.verdict import (
+    Action,
+    ImageVerdict,
+    ModelInfo,
+    PolicyRef,
+    SourcePosition,
+    VerdictError,
+    VerdictEvent,
+)
 
 __all__ = [
+    "Action",
     "ConversationEvent",
     "DeadLetterHeaders",
     "ErrorStage",
@@ -21,7 +31,11 @@ __all__ = [
     "Message",
     "ModelInfo",
     "Policy",
+    "PolicyRef",
+    "ReviewReason",
+    "ReviewRequest",
     "SourcePosition",
     "TextContent",
+    "VerdictError",
     "VerdictEvent",
 ]

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from schemas.conversation import ConversationEvent
 from schemas.dead_letter import DeadLetterHeaders
+from schemas.review import ReviewRequest
 from schemas.verdict import VerdictEvent
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -23,6 +24,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "conversation_event.v1.json": ConversationEvent,
     "verdict_event.v1.json": VerdictEvent,
     "dead_letter_headers.v1.json": DeadLetterHeaders,
+    "review_request.v1.json": ReviewRequest,
 }
 
 

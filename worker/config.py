@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     input_topic: str = Field("conversations", description="Topic of ConversationEvents.")
     output_topic: str = Field("moderation.verdicts", description="Topic of VerdictEvents.")
     dlq_topic: str = Field("conversations.dlq", description="Dead-letter topic.")
+    review_topic: str = Field(
+        "moderation.review",
+        description="Topic of ReviewRequests: events whose action is review or that were sampled for audit.",
+    )
     group_id: str = Field("guardstream", description="Consumer group id.")
     group_instance_id: str | None = Field(
         None,
@@ -109,6 +113,10 @@ class Settings(BaseSettings):
     )
     unsafe_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Verdict is unsafe when P(unsafe) >= this."
+    )
+    policy_file: Path | None = Field(
+        None,
+        description="Tenant policy profiles (TOML, see Moderation policy); re-read when it changes and on SIGHUP. Unset: one threshold, block unsafe.",
     )
     max_batch_size: int = Field(32, ge=1, description="Prompts per model batch.")
     max_batch_wait_ms: int = Field(

@@ -72,3 +72,22 @@ class Metrics:
             ["role", "model_id", "revision", "dtype", "device"],
             registry=r,
         )
+        # The decision layer (worker.policy).
+        self.policy_reloads = Counter(
+            "guardstream_policy_reloads",
+            "Policy file reloads: ok, or error (refused whole, the old profiles stay).",
+            ["result"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "guardstream_actions",
+            "Verdicts by action (allow, review, block).",
+            ["action"],
+            registry=r,
+        )
+        self.review_records = Counter(
+            "guardstream_review_records",
+            "ReviewRequest records published, by reason (band, audit).",
+            ["reason"],
+            registry=r,
+        )

@@ -174,3 +174,115 @@ def test_dead_letter_headers_round_trip_through_kafka_headers() -> None:
     assert ("guardstream.error.stage", b"fetch") in kafka_headers
     assert DeadLetterHeaders.from_kafka_headers([("trace", b"x"), *kafka_headers]) == headers
     assert headers.stage is ErrorStage.FETCH
+
+
+def verdict_fields(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "event_id": "evt-1",
+        "conversation_id": "conv-1",
+        "verdict": "safe",
+        "categories": [],
+        "unsafe_score": 0.1,
+        "classified_role": "user",
+        "images": [],
+        "model": {"id": "m", "revision": "r"},
+        "policy_hash": "f" * 64,
+        "source": {"topic": "conversations", "partition": 0, "offset": 7},
+        "worker_id": "w1",
+        "latency_ms": 1.0,
+        "processed_at": "2026-11-24T09:00:01Z",
+    }
+    base.update(overrides)
+    return base
+
+
+def test_verdicts_written_before_the_decision_fields_still_parse() -> None:
+    old = VerdictEvent.model_validate(verdict_fields())
+    assert (old.action, old.reasons, old.would_action, old.policy, old.error) == (
+        None,
+        [],
+        None,
+        None,
+        None,
+    )
+    assert old.category_scores == {}
+    schema = VerdictEvent.model_json_schema()
+    assert "action" not in schema["required"] and "category_scores" not in schema["required"]
+
+
+def test_decision_fields_round_trip_and_are_checked() -> None:
+    full = VerdictEvent.model_validate(
+        verdict_fields(
+            verdict="unsafe",
+            unsafe_score=0.4,
+            category_scores={"S1": 0.3, "S10": 0.1},
+            images=[
+                {
+                    "s3_uri": "s3://b/k.png",
+                    "sha256": "0" * 64,
+                    "verdict": "unsafe",
+                    "categories": ["S1"],
+                    "unsafe_score": 0.4,
+                    "category_scores": {"S1": 0.3, "S10": 0.1},
+                }
+            ],
+            action="allow",
+            reasons=["unsafe_score>=0.30", "observe"],
+            would_action="block",
+            policy={"tenant_profile": "tenants.kids", "version": "a" * 64},
+        )
+    )
+    assert VerdictEvent.model_validate_json(full.model_dump_json()) == full
+    for bad in (
+        {"action": "quarantine"},
+        {"category_scores": {"S1": 1.5}},
+        {"category_scores": {"violence": 0.5}},
+        {"error": {"stage": "fetch", "class": "X"}},  # only in fallback verdicts
+        {"classified_role": None},  # only in fallback verdicts
+    ):
+        with pytest.raises(ValidationError):
+            VerdictEvent.model_validate(verdict_fields(**bad))
+
+
+def test_fallback_verdicts() -> None:
+    fallback = VerdictEvent.model_validate(
+        verdict_fields(
+            verdict="error",
+            unsafe_score=0.0,
+            classified_role=None,
+            policy_hash=None,
+            action="block",
+            reasons=["error"],
+            error={"stage": "validate", "class": "SchemaError"},
+        )
+    )
+    assert fallback.error is not None and fallback.error.error_class == "SchemaError"
+    assert json.loads(fallback.model_dump_json())["error"] == {
+        "stage": "validate",
+        "class": "SchemaError",
+    }
+    with pytest.raises(ValidationError):  # a fallback needs its error and action
+        VerdictEvent.model_validate(verdict_fields(verdict="error", action="block"))
+    with pytest.raises(ValidationError):
+        VerdictEvent.model_validate(
+            verdict_fields(verdict="error", error={"stage": "fetch", "class": "X"})
+        )
+
+
+def test_review_request_round_trips() -> None:
+    from schemas import ReviewRequest
+
+    verdict = VerdictEvent.model_validate(verdict_fields(action="review", reasons=["review_band"]))
+    request = ReviewRequest(reason="band", verdict=verdict, original_value='{"event_id": "evt-1"}')
+    assert ReviewRequest.model_validate_json(request.model_dump_json()) == request
+    omitted = ReviewRequest(reason="audit", verdict=verdict, original_value=None, omitted="value=9")
+    assert ReviewRequest.model_validate_json(omitted.model_dump_json()) == omitted
+    for bad in (
+        {"reason": "other", "original_value": "{}"},
+        {"reason": "band", "original_value": None},  # neither value nor omitted
+        {"reason": "band", "original_value": "{}", "omitted": "value=2"},  # both
+        {"reason": "band", "original_value": "{}", "schema_version": 2},
+    ):
+        with pytest.raises(ValidationError):
+            ReviewRequest.model_validate({"verdict": verdict.model_dump(), **bad})
+    assert "review_request.v1.json" in CONTRACTS

@@ -1,4 +1,4 @@
-"""``guardstream topics ensure``: create the input, output and dead-letter topics."""
+"""``guardstream topics ensure``: create the input, output, review and dead-letter topics."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("topics", help="manage the worker's Kafka topics")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     ensure = actions.add_parser(
-        "ensure", help="create the input, output and dead-letter topics if missing"
+        "ensure", help="create the input, output, review and dead-letter topics if missing"
     )
     ensure.add_argument(
         "--partitions", type=int, default=6, help="partitions of each new topic (default 6)"
@@ -41,7 +41,8 @@ def ensure_worker_topics(
     replication_factor: int,
     dlq_retention_ms: int = DLQ_RETENTION_MS,
 ) -> list[str]:
-    """Create the input, output and dead-letter topics that are missing; return those created."""
+    """Create the input, output, review and dead-letter topics that are missing; return
+    those created."""
     from kafka import KafkaAdminClient
 
     from worker.clients import kafka_connection
@@ -55,6 +56,7 @@ def ensure_worker_topics(
             [
                 TopicSpec(settings.input_topic, partitions, replication_factor),
                 TopicSpec(settings.output_topic, partitions, replication_factor),
+                TopicSpec(settings.review_topic, partitions, replication_factor),
                 TopicSpec(
                     settings.dlq_topic,
                     partitions,
@@ -75,6 +77,11 @@ def run_ensure(args: argparse.Namespace) -> int:
         replication_factor=args.replication_factor,
         dlq_retention_ms=args.dlq_retention_ms,
     )
-    for name in (settings.input_topic, settings.output_topic, settings.dlq_topic):
+    for name in (
+        settings.input_topic,
+        settings.output_topic,
+        settings.review_topic,
+        settings.dlq_topic,
+    ):
         print(f"{name}: {'created' if name in created else 'exists'}")
     return 0

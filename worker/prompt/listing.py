@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from schemas.conversation import ConversationEvent
 from worker.prompt.build import build_prompts
-from worker.prompt.types import PromptFormat
+from worker.prompt.types import Category, PromptFormat
 
 
 def render_prompt_listing(
@@ -15,6 +16,7 @@ def render_prompt_listing(
     text_model: bool,
     as_json: bool,
     text_format: PromptFormat = PromptFormat.LG3_8B,
+    base_categories: Mapping[PromptFormat, Sequence[Category]] | None = None,
 ) -> str:
     """The prompts of ``event``, one per image.
 
@@ -22,7 +24,9 @@ def render_prompt_listing(
     after a ``### prompt i/n (image: ...)`` line, verbatim. The scorer then appends the
     model's first answer token, ``\\n\\n``, before reading ``safe``/``unsafe``.
     """
-    prompts = build_prompts(event, text_model=text_model, text_format=text_format)
+    prompts = build_prompts(
+        event, text_model=text_model, text_format=text_format, base_categories=base_categories
+    )
     if as_json:
         rows = [
             {"image": p.image.s3_uri if p.image is not None else None, "prompt": p.text}
