@@ -7,7 +7,8 @@ each runs in a streaming step from ``worker.streaming``:
     RunTask(Decode)                      consumer thread
     RunTaskInThreads(Fetch)              FETCH_CONCURRENCY threads, MAX_IN_FLIGHT events
     RunBatchesInThread(Classify)         one model thread, MAX_BATCH_SIZE / _WAIT_MS / _TILES
-    RunTask(Publish)                     verdict or dead-letter record
+    RunTask(Decide)                      the tenant profile's action (worker.policy)
+    RunTask(Publish)                     verdict (+ review record) or dead letter (+ fallback)
     Produce → CommitOffsets              at-least-once (commit after the broker's ack)
     TransactionalProduceAndCommit        exactly-once (records + offsets, one transaction)
 
@@ -19,6 +20,7 @@ so GPU time never blocks polling and memory stays bounded. The clients come in b
 from __future__ import annotations
 
 import gc
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,8 +41,9 @@ from worker.images.load import load_image
 from worker.images.types import PreparedImage, TilingSpec
 from worker.images.uri import BucketAllowlist
 from worker.metrics import Metrics
+from worker.policy import PolicyStore
 from worker.prompt import PromptFormat
-from worker.stages import Classify, Decode, Fetch, Publish, batch_cost, needs_no_thread
+from worker.stages import Classify, Decide, Decode, Fetch, Publish, batch_cost, needs_no_thread
 from worker.streaming import (
     OffsetTracker,
     OutgoingRecord,
@@ -82,16 +85,20 @@ def build_steps(
     terminal: ProcessingStep[Sequence[OutgoingRecord]],
     metrics: Metrics,
     *,
+    policy: PolicyStore | None = None,
     wakeup: threading.Event | None = None,
 ) -> ProcessingStep[bytes | None]:
     """The step chain from the consumed value to the terminal (publish + commit) step.
 
     ``wakeup`` is set by the fetch and model threads when they finish something
     (give the same event to the ``StreamProcessor``). Events without images, and
-    failures, skip the fetch threads: there is nothing to fetch.
+    failures, skip the fetch threads: there is nothing to fetch. ``policy``: the tenant
+    profiles (default: the built-in one, as without a policy file).
     """
+    policy = policy or PolicyStore(None, unsafe_threshold=settings.unsafe_threshold)
     decode = Decode(
         event_limits(settings),
+        policy,
         metrics,
         text_model=models.text is not None,
         text_format=models.text_format,
@@ -99,10 +106,12 @@ def build_steps(
     publish = Publish(
         output_topic=settings.output_topic,
         dlq_topic=settings.dlq_topic,
+        review_topic=settings.review_topic,
         worker_id=settings.worker_id,
         max_record_bytes=settings.max_record_bytes,
         vision=models.vision,
         text=models.text,
+        policy=policy,
         metrics=metrics,
     )
     return chain(
@@ -126,6 +135,7 @@ def build_steps(
             thread_name="guardstream-model",
             wakeup=wakeup,
         ),
+        partial(RunTask, Decide(metrics)),
         partial(RunTask, publish),
         end=terminal,
     )
@@ -237,9 +247,15 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         health: HealthState | None = None,
+        policy: PolicyStore | None = None,
     ) -> None:
+        """``policy``: the tenant profiles; by default loaded from ``POLICY_FILE``
+        (``PolicyFileError`` when the file is bad)."""
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.policy = policy or PolicyStore(
+            settings.policy_file, unsafe_threshold=settings.unsafe_threshold, metrics=self.metrics
+        )
         self.health = health or HealthState()
         self.health.model_loaded = True
         self.consumer = clients.consumer
@@ -272,7 +288,9 @@ class Worker:
         self.processor = StreamProcessor(
             self.consumer,
             [settings.input_topic],
-            build_steps(settings, models, load, terminal, self.metrics, wakeup=wakeup),
+            build_steps(
+                settings, models, load, terminal, self.metrics, policy=self.policy, wakeup=wakeup
+            ),
             self.tracker,
             commit=commit,
             producer=self.producer,
@@ -319,15 +337,25 @@ class Worker:
         # it out of the collector's full passes, which otherwise walk all of it (some
         # 200,000 objects with torch loaded, ~0.15 s a pass) every few thousand events.
         gc.freeze()
+        previous_sighup = None
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            # SIGHUP re-reads the policy file; the handler only takes note (see PolicyStore).
+            previous_sighup = signal.signal(
+                signal.SIGHUP, lambda _signum, _frame: self.policy.request_reload()
+            )
         try:
             self.processor.run(until=tick, handle_signals=handle_signals)
         finally:
+            if previous_sighup is not None:
+                signal.signal(signal.SIGHUP, previous_sighup)
             gc.unfreeze()
         log.info("worker stopped", **vars(self.processor.stats))
 
     def _observe(self) -> None:
-        """Once per loop turn: liveness; about once a second: readiness and gauges."""
+        """Once per loop turn: liveness and the policy file (a cheap check, at most once a
+        second); about once a second: readiness and gauges."""
         self.health.loop_turned()
+        self.policy.poll()
         now = time.monotonic()
         if now - self._last_gauges < 1.0:
             return

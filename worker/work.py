@@ -1,9 +1,10 @@
 """The values that flow through the pipeline, one type per stage reached.
 
-consume → ``DecodedEvent`` → ``FetchedEvent`` (images fetched and tiled) → ``ClassifiedEvent``
-→ records.
+consume → ``DecodedEvent`` → ``FetchedEvent`` (images fetched and tiled) →
+``ClassifiedEvent`` → ``DecidedEvent`` (the policy's action) → records.
 Any stage may instead produce a ``Failure``; later stages pass it along untouched
-and the publish stage turns it into a dead-letter record.
+and the publish stage turns it into a dead-letter record (and, for tenants whose
+policy asks for one, a fallback verdict).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 
 from schemas.conversation import ConversationEvent
 from schemas.dead_letter import ErrorStage
+from worker.engine.aggregate import AggregateVerdict
 from worker.engine.types import ClassificationRequest, ClassificationResult
+from worker.policy import Decision, Profile
 from worker.prompt.types import Prompt
 
 
@@ -40,6 +43,7 @@ class DecodedEvent:
     event: ConversationEvent
     prompts: tuple[Prompt, ...]
     consumed_at: float  # time.monotonic() when consumed, for end-to-end latency
+    profile: Profile  # the tenant profile the event was decoded with (kept across a reload)
 
 
 @dataclass(frozen=True)
@@ -62,4 +66,12 @@ class ClassifiedEvent:
     results: tuple[ClassificationResult, ...]  # one per request
 
 
-Work = DecodedEvent | FetchedEvent | ClassifiedEvent | Failure
+@dataclass(frozen=True)
+class DecidedEvent:
+    classified: ClassifiedEvent
+    overall: AggregateVerdict  # the per-image results aggregated (unsafe if any is, max score)
+    category_scores: dict[str, float]  # per active key, the maximum over the images
+    decision: Decision
+
+
+Work = DecodedEvent | FetchedEvent | ClassifiedEvent | DecidedEvent | Failure

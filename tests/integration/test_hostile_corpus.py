@@ -154,7 +154,14 @@ def test_hostile_corpus(
         document = json.loads(raw)
         assert set(document) <= set(VerdictEvent.model_fields)
         for item in document["images"]:
-            assert set(item) == {"s3_uri", "sha256", "verdict", "categories", "unsafe_score"}
+            assert set(item) == {
+                "s3_uri",
+                "sha256",
+                "verdict",
+                "categories",
+                "unsafe_score",
+                "category_scores",
+            }
             assert item["s3_uri"].startswith(f"s3://{lab.bucket}/")
         assert len(record.value) < 4096
 

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.logs import configure_logging
     from worker.metrics import Metrics
     from worker.pipeline import Worker, load_models
+    from worker.policy import PolicyFileError, PolicyStore
 
     # A fatal signal (SIGSEGV, SIGABRT from native code) prints every thread's stack,
     # on the process's real stderr (sys.stderr may be a stream without a descriptor).
@@ -35,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     configure_logging(settings.log_level, settings.log_format, settings.log_content)
     metrics = Metrics()
+    try:
+        policy = PolicyStore(
+            settings.policy_file, unsafe_threshold=settings.unsafe_threshold, metrics=metrics
+        )
+    except PolicyFileError as exc:
+        print(f"guardstream: bad policy file {exc}", file=sys.stderr)
+        return 2
     health = HealthState()
     server = None
     if settings.metrics_port:
@@ -46,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:
             print(f"guardstream: cannot load the model: {exc}", file=sys.stderr)
             return 1
-        worker = Worker(settings, models, connect(settings), metrics=metrics, health=health)
+        worker = Worker(
+            settings, models, connect(settings), metrics=metrics, health=health, policy=policy
+        )
         worker.run()
     finally:
         if server is not None:

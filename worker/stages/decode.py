@@ -14,12 +14,15 @@ from pydantic import ValidationError
 from schemas.conversation import ConversationEvent, EventLimits
 from schemas.dead_letter import ErrorStage
 from worker.metrics import Metrics
+from worker.policy import PolicyRefusal, PolicySet, PolicyStore, builtin_policy, resolve
 from worker.prompt import ConversationNotSupported, PromptFormat, build_prompts
 from worker.streaming.types import Message
 from worker.work import DecodedEvent, Failure
 
 # Deeper JSON than this is refused as undecodable rather than recursed into.
 MAX_JSON_DEPTH = 64
+# Without a policy file: one profile, today's categories.
+BUILTIN_POLICY = builtin_policy()
 
 
 def decode_event(
@@ -28,8 +31,12 @@ def decode_event(
     limits: EventLimits,
     text_model: bool,
     text_format: PromptFormat = PromptFormat.LG3_8B,
+    policy: PolicySet | None = None,
 ) -> DecodedEvent | Failure:
-    """Bytes → a validated event and its prompts (stages ``decode`` and ``validate``)."""
+    """Bytes → a validated event, its tenant profile and its prompts (stages ``decode``
+    and ``validate``). ``policy``: the tenant profiles (default: the built-in one, i.e.
+    no policy file); the profile gives the category list the event's own policy narrows.
+    """
     consumed_at = time.monotonic()
     if value is None:
         return Failure(ErrorStage.DECODE, "EmptyRecord", "record has no value (tombstone)")
@@ -60,12 +67,21 @@ def decode_event(
         )
     try:
         event = ConversationEvent.model_validate(document, context={"limits": limits})
-        prompts = build_prompts(event, text_model=text_model, text_format=text_format)
     except ValidationError as exc:
         return Failure(ErrorStage.VALIDATE, "SchemaError", describe_validation_error(exc))
+    profile = resolve(event, policy or BUILTIN_POLICY)
+    if isinstance(profile, PolicyRefusal):
+        return Failure(profile.stage, profile.error_class, profile.message, event=event)
+    try:
+        prompts = build_prompts(
+            event,
+            text_model=text_model,
+            text_format=text_format,
+            base_categories=profile.prompt_categories,
+        )
     except ConversationNotSupported as exc:
-        return Failure.from_exception(ErrorStage.VALIDATE, exc)
-    return DecodedEvent(event, tuple(prompts), consumed_at)
+        return Failure.from_exception(ErrorStage.VALIDATE, exc, event=event)
+    return DecodedEvent(event, tuple(prompts), consumed_at, profile)
 
 
 def describe_validation_error(exc: ValidationError, max_errors: int = 5) -> str:
@@ -93,17 +109,20 @@ def _depth_exceeds(document: object, limit: int) -> bool:
 
 
 class Decode:
-    """``decode_event`` as the worker's first step runs it: counts every consumed record."""
+    """``decode_event`` as the worker's first step runs it: counts every consumed record;
+    each event is judged by the profiles current when it is decoded."""
 
     def __init__(
         self,
         limits: EventLimits,
+        policy: PolicyStore,
         metrics: Metrics,
         *,
         text_model: bool,
         text_format: PromptFormat = PromptFormat.LG3_8B,
     ) -> None:
         self._limits = limits
+        self._policy = policy
         self._consumed = metrics.events_consumed
         self._text_model = text_model
         self._text_format = text_format
@@ -115,4 +134,5 @@ class Decode:
             limits=self._limits,
             text_model=self._text_model,
             text_format=self._text_format,
+            policy=self._policy.current,
         )

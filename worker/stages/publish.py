@@ -1,6 +1,14 @@
-"""Stage ``publish``: what each consumed record ends as — its verdict, or its dead letter.
+"""Stage ``publish``: what each consumed record ends as.
 
-The one home of "work → records". ``Publish`` runs inline in the consumer thread
+The one home of "work → records":
+- a decided event → its verdict (with the policy's action), plus a ReviewRequest on the
+  review topic when the decision sends it to people (band or audit);
+- a failure → its dead letter, plus a fallback verdict when the tenant's ``on_error``
+  is ``allow`` or ``block`` (so downstream consumers waiting for a verdict never wait
+  for ever).
+All records of one consumed record go out together: the produce step forwards (and
+commits) the input only once every one of them is acknowledged, and exactly-once mode
+writes them in the input's transaction. ``Publish`` runs inline in the consumer thread
 (``RunTask``) right before the produce step; ``build_verdict`` is the pure part.
 """
 
@@ -14,33 +22,46 @@ import structlog
 
 from schemas.dead_letter import ErrorStage
 from schemas.verdict import ImageVerdict, ModelInfo, SourcePosition, VerdictEvent
-from worker.engine.aggregate import aggregate
 from worker.engine.types import Classifier
 from worker.logs import enabled_for
 from worker.metrics import Metrics
+from worker.policy import (
+    EventIdentity,
+    PolicyStore,
+    fallback_verdict,
+    peek_identity,
+    review_request_value,
+)
 from worker.streaming.dead_letters import dead_letter_record
 from worker.streaming.types import Message, OutgoingRecord
-from worker.work import ClassifiedEvent, Failure, Work
+from worker.work import DecidedEvent, Failure, Work
+
+# Room for the record's own overhead (key, headers, batch framing) under the limit.
+RECORD_OVERHEAD_BYTES = 1024
 
 log = structlog.get_logger(__name__)
 
 
 class Publish:
-    """Work → the records it ends as: a verdict, or a dead letter."""
+    """Work → the records it ends as (see the module's docstring)."""
 
     def __init__(
         self,
         *,
         output_topic: str,
         dlq_topic: str,
+        review_topic: str,
         worker_id: str,
         max_record_bytes: int,
         vision: Classifier,
         text: Classifier | None,
+        policy: PolicyStore,
         metrics: Metrics,
     ) -> None:
         self._output_topic = output_topic
         self._dlq_topic = dlq_topic
+        self._review_topic = review_topic
+        self._policy = policy
         self._worker_id = worker_id
         self._max_record_bytes = max_record_bytes
         self._metrics = metrics
@@ -48,20 +69,28 @@ class Publish:
         self._vision_info = _model_info(vision)
         self._text_info = _model_info(text) if text is not None else None
         self._verdict_counters = {
-            verdict: metrics.verdicts.labels(verdict=verdict) for verdict in ("safe", "unsafe")
+            verdict: metrics.verdicts.labels(verdict=verdict)
+            for verdict in ("safe", "unsafe", "error")
+        }
+        self._review_counters = {
+            reason: metrics.review_records.labels(reason=reason) for reason in ("band", "audit")
         }
 
     def __call__(self, message: Message[Work]) -> list[OutgoingRecord]:
         work = message.payload
-        if isinstance(work, ClassifiedEvent):
-            return [self._verdict_record(message, work)]
+        if isinstance(work, DecidedEvent):
+            return self._verdict_records(message, work)
         if isinstance(work, Failure):
             failure = work
         else:  # unreachable by construction; if a refactor breaks that, still dead-letter it
             failure = Failure(
                 ErrorStage.CLASSIFY, "InternalError", f"unfinished {type(work).__name__}"
             )
-        return [self._dead_letter_record(message, failure)]
+        records = [self._dead_letter_record(message, failure)]
+        fallback = self._fallback_verdict(message, failure)
+        if fallback is not None:
+            records.append(fallback)
+        return records
 
     def _dead_letter_record(self, message: Message[Work], failure: Failure) -> OutgoingRecord:
         self._metrics.dead_letters.labels(stage=failure.stage.value).inc()
@@ -87,20 +116,16 @@ class Publish:
             self._max_record_bytes,
         )
 
-    def _verdict_record(self, message: Message[Work], work: ClassifiedEvent) -> OutgoingRecord:
-        decoded = work.fetched.decoded
+    def _verdict_records(self, message: Message[Work], work: DecidedEvent) -> list[OutgoingRecord]:
+        fetched = work.classified.fetched
         uses_text_model = self._text_info is not None and all(
-            request.image is None for request in work.fetched.requests
+            request.image is None for request in fetched.requests
         )
         model = self._text_info if uses_text_model and self._text_info else self._vision_info
-        latency_s = time.monotonic() - decoded.consumed_at
+        latency_s = time.monotonic() - fetched.decoded.consumed_at
         verdict = build_verdict(
             work,
-            source=SourcePosition(
-                topic=message.partition.topic,
-                partition=message.partition.index,
-                offset=message.offset,
-            ),
+            source=_source(message),
             model=model,
             worker_id=self._worker_id,
             latency_ms=latency_s * 1000,
@@ -114,12 +139,59 @@ class Publish:
                 event_id=verdict.event_id,
                 conversation_id=verdict.conversation_id,
                 verdict=verdict.verdict,
+                action=verdict.action,
                 unsafe_score=round(verdict.unsafe_score, 4),
                 categories=verdict.categories,
                 topic=message.partition.topic,
                 partition=message.partition.index,
                 offset=message.offset,
             )
+        records = [self._output_record(verdict)]
+        review = work.decision.review
+        if review is not None and message.value is not None:
+            self._review_counters[review].inc()
+            records.append(
+                OutgoingRecord(
+                    topic=self._review_topic,
+                    key=verdict.conversation_id.encode("utf-8"),
+                    value=review_request_value(
+                        verdict,
+                        message.value,
+                        review,
+                        max_bytes=self._max_record_bytes - RECORD_OVERHEAD_BYTES,
+                    ),
+                )
+            )
+        return records
+
+    def _fallback_verdict(self, message: Message[Work], failure: Failure) -> OutgoingRecord | None:
+        """The fallback verdict of a dead-lettered event whose tenant's ``on_error`` asks
+        for one; None otherwise, and for records too broken to name their event."""
+        identity = (
+            EventIdentity.of(failure.event)
+            if failure.event is not None
+            else peek_identity(message.value)
+        )
+        if identity is None:
+            return None
+        verdict = fallback_verdict(
+            self._policy.current,
+            identity,
+            stage=failure.stage,
+            error_class=failure.error_class,
+            source=_source(message),
+            model=self._vision_info,
+            worker_id=self._worker_id,
+            latency_ms=0.0,
+        )
+        if verdict is None:
+            return None
+        self._verdict_counters["error"].inc()
+        if verdict.action is not None:
+            self._metrics.actions.labels(action=verdict.action).inc()
+        return self._output_record(verdict)
+
+    def _output_record(self, verdict: VerdictEvent) -> OutgoingRecord:
         return OutgoingRecord(
             topic=self._output_topic,
             key=verdict.conversation_id.encode("utf-8"),
@@ -127,8 +199,14 @@ class Publish:
         )
 
 
+def _source(message: Message[Work]) -> SourcePosition:
+    return SourcePosition(
+        topic=message.partition.topic, partition=message.partition.index, offset=message.offset
+    )
+
+
 def build_verdict(
-    classified: ClassifiedEvent,
+    decided: DecidedEvent,
     *,
     source: SourcePosition,
     model: ModelInfo,
@@ -136,16 +214,17 @@ def build_verdict(
     latency_ms: float,
     processed_at: datetime | None = None,
 ) -> VerdictEvent:
-    """The VerdictEvent of a classified event (pure).
+    """The VerdictEvent of a decided event (pure).
 
     A conversation with N images was classified as N prompts (one image each); they
-    aggregate into one verdict (``worker.engine.aggregate``) and the per-image results
-    are kept in ``images``.
+    aggregate into one verdict (``worker.engine.aggregate``: unsafe if any is, the max
+    score, per category the max score) and the per-image results are kept in ``images``.
     """
+    classified = decided.classified
     decoded = classified.fetched.decoded
     requests = classified.fetched.requests
     results = classified.results
-    overall = aggregate(results)
+    overall = decided.overall
     images = [
         ImageVerdict(
             s3_uri=request.prompt.image.s3_uri,
@@ -153,11 +232,13 @@ def build_verdict(
             verdict="unsafe" if result.unsafe else "safe",
             categories=list(result.categories),
             unsafe_score=result.unsafe_score,
+            category_scores=dict(result.category_scores),
         )
         for request, result in zip(requests, results, strict=True)
         if request.prompt.image is not None and request.image is not None
     ]
     first_prompt = decoded.prompts[0]
+    decision = decided.decision
     return VerdictEvent(
         event_id=decoded.event.event_id,
         conversation_id=decoded.event.conversation_id,
@@ -173,6 +254,11 @@ def build_verdict(
         worker_id=worker_id,
         latency_ms=max(latency_ms, 0.0),
         processed_at=processed_at or datetime.now(UTC),
+        category_scores=decided.category_scores,
+        action=decision.action,
+        reasons=list(decision.reasons),
+        would_action=decision.would_action,
+        policy=decoded.profile.ref,
     )
 
 
