@@ -8,21 +8,24 @@ processor that runs it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from worker.config import Settings
-from worker.streaming.kafka_config import KafkaConnection, consumer_kwargs, producer_kwargs
+from worker.streaming.drivers import KafkaDriver, load_driver
+from worker.streaming.drivers.kafka_python import KafkaPythonDriver
+from worker.streaming.kafka_config import KafkaConnection
 
 
 @dataclass(frozen=True)
 class WorkerClients:
-    """A KafkaConsumer, a KafkaProducer (transactional in exactly-once mode) and an S3
-    client, as ``Worker`` uses them."""
+    """A consumer, a producer (transactional in exactly-once mode) and an S3 client, as
+    ``Worker`` uses them, and the Kafka driver that built the first two."""
 
     consumer: Any
     producer: Any
     s3: Any
+    driver: KafkaDriver = field(default_factory=KafkaPythonDriver)
 
 
 def kafka_connection(settings: Settings) -> KafkaConnection:
@@ -42,37 +45,33 @@ def kafka_connection(settings: Settings) -> KafkaConnection:
 
 
 def connect(settings: Settings, *, s3_client: Any = None) -> WorkerClients:
-    """Build the worker's clients: the consumer (``read_committed`` in exactly-once mode),
-    the producer, and the S3 client (``s3_client`` if given)."""
-    from kafka import KafkaConsumer, KafkaProducer
-
+    """Build the worker's clients with the ``KAFKA_DRIVER``: the consumer
+    (``read_committed`` in exactly-once mode), the producer, and the S3 client
+    (``s3_client`` if given). ``DriverUnavailable`` when the driver's library is missing."""
     from worker.images.fetcher import make_s3_client
 
+    driver = load_driver(settings.kafka_driver)
     conn = kafka_connection(settings)
-    consumer = KafkaConsumer(
-        **consumer_kwargs(
-            conn,
-            group_id=settings.group_id,
-            group_instance_id=settings.group_instance_id,
-            isolation_level="read_committed" if settings.exactly_once else "read_uncommitted",
-            max_poll_records=settings.max_poll_records,
-            max_poll_interval_ms=settings.max_poll_interval_ms,
-            session_timeout_ms=settings.session_timeout_ms,
-        )
+    consumer = driver.consumer(
+        conn,
+        group_id=settings.group_id,
+        group_instance_id=settings.group_instance_id,
+        isolation_level="read_committed" if settings.exactly_once else "read_uncommitted",
+        max_poll_records=settings.max_poll_records,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        session_timeout_ms=settings.session_timeout_ms,
     )
-    producer = KafkaProducer(
-        **producer_kwargs(
-            conn,
-            max_request_size=settings.max_record_bytes,
-            transactional_id=settings.effective_transactional_id if settings.exactly_once else None,
-        )
+    producer = driver.producer(
+        conn,
+        max_record_bytes=settings.max_record_bytes,
+        transactional_id=settings.effective_transactional_id if settings.exactly_once else None,
     )
     s3 = s3_client or make_s3_client(
         settings.s3_endpoint_url,
         settings.s3_region,
         max_pool_connections=settings.fetch_concurrency,
     )
-    return WorkerClients(consumer=consumer, producer=producer, s3=s3)
+    return WorkerClients(consumer=consumer, producer=producer, s3=s3, driver=driver)
 
 
 def _secret(value: Any) -> str | None:

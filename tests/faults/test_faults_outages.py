@@ -130,8 +130,13 @@ def test_broker_restart_mid_stream(
     assert report.duplicates <= settings.max_in_flight + settings.max_poll_records + 3 * 16
 
 
+@pytest.mark.parametrize("kafka_driver", ["kafka-python", "confluent"])
 def test_broker_restart_exactly_once_under_a_supervisor(
-    make_lab: Callable[..., Any], tiny_model_path: str, workers: list[Any], tmp_path: Path
+    make_lab: Callable[..., Any],
+    tiny_model_path: str,
+    workers: list[Any],
+    tmp_path: Path,
+    kafka_driver: str,
 ) -> None:
     """Exactly-once across a broker restart, with ``guardstream run`` as a process and
     the test as its supervisor (what Kubernetes does): a transaction that cannot finish
@@ -141,7 +146,14 @@ def test_broker_restart_exactly_once_under_a_supervisor(
     events = image_events(lab, 900, prefix="b")
     sent = event_ids(events)
     before, after = events[:600], events[600:]
-    env = worker_env(lab, tiny_model_path, worker_id=f"{lab.name}-w", exactly_once=True, **SIZES)
+    env = worker_env(
+        lab,
+        tiny_model_path,
+        worker_id=f"{lab.name}-w",
+        exactly_once=True,
+        kafka_driver=kafka_driver,
+        **SIZES,
+    )
     worker = WorkerProcess("w", env, tmp_path)
     workers.append(worker)
     exits: list[int | None] = []

@@ -25,8 +25,13 @@ from fault_harness import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.mark.parametrize("kafka_driver", ["kafka-python", "confluent"])
 def test_sigterm_drains_and_commits_in_flight_work(
-    make_lab: Callable[..., Any], tiny_model_path: str, workers: list[WorkerProcess], tmp_path: Path
+    make_lab: Callable[..., Any],
+    tiny_model_path: str,
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+    kafka_driver: str,
 ) -> None:
     lab = make_lab(partitions=2)
     events = image_events(lab, 800, prefix="d")
@@ -35,7 +40,12 @@ def test_sigterm_drains_and_commits_in_flight_work(
     group_id = f"{lab.name}-group"
     # No periodic commits: whatever is committed at the end, the drain committed.
     env = worker_env(
-        lab, tiny_model_path, worker_id=f"{lab.name}-w", commit_interval_ms=600_000, **SIZES
+        lab,
+        tiny_model_path,
+        worker_id=f"{lab.name}-w",
+        commit_interval_ms=600_000,
+        kafka_driver=kafka_driver,
+        **SIZES,
     )
     worker = WorkerProcess("w", env, tmp_path)
     workers.append(worker)
@@ -82,14 +92,26 @@ def test_sigterm_drains_and_commits_in_flight_work(
     assert not report.dead_letters_by_stage
 
 
+@pytest.mark.parametrize("kafka_driver", ["kafka-python", "confluent"])
 def test_exactly_once_across_a_hard_kill(
-    make_lab: Callable[..., Any], tiny_model_path: str, workers: list[WorkerProcess], tmp_path: Path
+    make_lab: Callable[..., Any],
+    tiny_model_path: str,
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+    kafka_driver: str,
 ) -> None:
     lab = make_lab(partitions=2)
     events = image_events(lab, 800, prefix="x")
     sent = event_ids(events)
     lab.produce_events(events)
-    env = worker_env(lab, tiny_model_path, worker_id=f"{lab.name}-w", exactly_once=True, **SIZES)
+    env = worker_env(
+        lab,
+        tiny_model_path,
+        worker_id=f"{lab.name}-w",
+        exactly_once=True,
+        kafka_driver=kafka_driver,
+        **SIZES,
+    )
     worker = WorkerProcess("w", env, tmp_path)
     workers.append(worker)
     reader = OutputReader(lab, isolation_level="read_committed").start()

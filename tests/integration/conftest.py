@@ -65,3 +65,9 @@ def lab(
     lab = Lab(kafka_bootstrap, s3_client(), unique_name("w"))
     lab.create()
     return lab
+
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def kafka_driver(request: pytest.FixtureRequest) -> str:
+    """KAFKA_DRIVER for the worker under test: each driver in turn."""
+    return str(request.param)

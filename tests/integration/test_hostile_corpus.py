@@ -84,6 +84,7 @@ def test_hostile_corpus(
     caplog: pytest.LogCaptureFixture,
     debug_json_logs: None,
     decoded_sizes: list[tuple[int, int]],
+    kafka_driver: str,
 ) -> None:
     cases = build_cases(lab.bucket, lab.put_image)
     assert len(cases) >= 40
@@ -106,6 +107,7 @@ def test_hostile_corpus(
         image_max_bytes=IMAGE_MAX_BYTES,
         image_max_pixels=MAX_PIXELS,
         max_batch_size=8,
+        kafka_driver=kafka_driver,
     )
     with running_worker(settings, models) as worker:  # re-raises if the worker crashed
         outputs = lab.read_outputs(expected=len(records), timeout_s=240)
@@ -179,7 +181,7 @@ def _outcome(
 
 
 def test_record_just_under_the_size_limit_is_dead_lettered(
-    lab: Lab, models: Models, tiny_model_path: str
+    lab: Lab, models: Models, tiny_model_path: str, kafka_driver: str
 ) -> None:
     """A record the input topic accepts, whose dead letter (value + guardstream.*
     headers) would be over the producer's max_request_size: dead-lettered without its
@@ -187,7 +189,7 @@ def test_record_just_under_the_size_limit_is_dead_lettered(
     # As large as a default producer sends (max_request_size 1 MiB, ~100 bytes of overhead);
     # the broker's message.max.bytes (~1 MiB) accepts it too.
     lab.produce([b"\x00" * 1_048_400, b"not json"])
-    with running_worker(lab.settings(tiny_model_path), models):
+    with running_worker(lab.settings(tiny_model_path, kafka_driver=kafka_driver), models):
         outputs = lab.read_outputs(expected=2, timeout_s=60)
     assert outputs.accounted() == 2
     letters = [headers for batch in outputs.dead_letters.values() for headers, _ in batch]

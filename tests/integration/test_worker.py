@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_event_ends_as_a_verdict_or_a_dead_letter(
-    lab: Lab, models: Models, tiny_model_path: str
+    lab: Lab, models: Models, tiny_model_path: str, kafka_driver: str
 ) -> None:
     cat = lab.put_image("cat.png", png_bytes(80, 60))
     dog = lab.put_image("dir/dog.png", png_bytes(700, 300, (10, 200, 10)))
@@ -29,7 +29,12 @@ def test_every_event_ends_as_a_verdict_or_a_dead_letter(
     lab.produce_events(events)
     lab.produce([b"\xff\xfe not utf8", b'{"event_id": 1}'])
 
-    settings = lab.settings(tiny_model_path, allowed_buckets=lab.bucket, image_max_bytes=2000)
+    settings = lab.settings(
+        tiny_model_path,
+        allowed_buckets=lab.bucket,
+        image_max_bytes=2000,
+        kafka_driver=kafka_driver,
+    )
     with running_worker(settings, models):
         outputs = lab.read_outputs(expected=9, timeout_s=90)
 
@@ -65,12 +70,12 @@ def test_every_event_ends_as_a_verdict_or_a_dead_letter(
 
 
 def test_restart_mid_stream_accounts_for_every_event(
-    lab: Lab, models: Models, tiny_model_path: str
+    lab: Lab, models: Models, tiny_model_path: str, kafka_driver: str
 ) -> None:
     image = lab.put_image("a.png", png_bytes())
     events = [conversation(f"e{i}", images=(image,) if i % 2 else ()) for i in range(30)]
     lab.produce_events(events)
-    settings = lab.settings(tiny_model_path, max_batch_size=2)
+    settings = lab.settings(tiny_model_path, max_batch_size=2, kafka_driver=kafka_driver)
     with running_worker(settings, models):
         first = lab.read_outputs(expected=5, timeout_s=60)
     assert first.accounted() >= 5

@@ -129,3 +129,11 @@ def committed_offsets(kafka_conn: KafkaConnection) -> Callable[[str, str], dict[
             consumer.close(autocommit=False)
 
     return committed
+
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def driver(request: pytest.FixtureRequest) -> Any:
+    """Each Kafka driver in turn (``worker.streaming.drivers``)."""
+    from worker.streaming.drivers import load_driver
+
+    return load_driver(request.param)

@@ -25,6 +25,7 @@ from stream_fakes import CollectingStep
 from schemas.dead_letter import REPLAY_COUNT, DeadLetterHeaders, ErrorStage
 from worker.streaming.consumer import ProcessorStats, StreamProcessor
 from worker.streaming.dead_letters import dead_letter_record
+from worker.streaming.drivers import KafkaDriver
 from worker.streaming.exceptions import KafkaClientStalled, MessageRejected, ProduceFailed
 from worker.streaming.kafka_commit import kafka_commit
 from worker.streaming.kafka_compat import rejoin_if_join_lost
@@ -125,6 +126,7 @@ def to_output(topic: str) -> Callable[[Message[Any]], list[OutgoingRecord]]:
 
 
 def at_least_once(
+    driver: KafkaDriver,
     conn: KafkaConnection,
     in_topic: str,
     group: str,
@@ -135,8 +137,8 @@ def at_least_once(
     """consumer → build(Produce → CommitOffsets); successful commits are
     appended to ``commits`` if given."""
     consumer_overrides.setdefault("session_timeout_ms", SESSION_TIMEOUT_MS)
-    consumer = KafkaConsumer(**consumer_kwargs(conn, group_id=group, **consumer_overrides))
-    producer = KafkaProducer(**producer_kwargs(conn))
+    consumer = driver.consumer(conn, group_id=group, **consumer_overrides)
+    producer = driver.producer(conn)
     tracker = OffsetTracker()
     kafka_committer = kafka_commit(consumer)
 
@@ -153,9 +155,19 @@ def at_least_once(
         tracker,
         commit=commit,
         producer=producer,
-        stall_timeout_s=STALL_TIMEOUT_S,
+        watchdog=driver.watchdog(consumer, STALL_TIMEOUT_S),
     )
     return processor, tracker, consumer
+
+
+def membership(consumer: Any) -> tuple[int, str]:
+    """(generation, member id) on kafka-python; (0, member id) on librdkafka, whose group
+    metadata is opaque (a rejoin after an eviction still gets a new member id)."""
+    member_id = getattr(consumer, "member_id", None)
+    if member_id is not None:
+        return 0, str(member_id())
+    metadata = consumer.group_metadata()
+    return metadata.generation_id, metadata.member_id
 
 
 def all_done(
@@ -173,6 +185,7 @@ def end_offsets(read: Callable[..., list[Any]], topic: str) -> dict[int, int]:
 
 
 def test_end_to_end_n_in_n_out_and_committed(
+    driver: KafkaDriver,
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     unique: Callable[[str], str],
@@ -183,7 +196,7 @@ def test_end_to_end_n_in_n_out_and_committed(
     in_topic, out_topic, group = make_topic("in", 3), make_topic("out", 3), unique("group")
     values = produce_inputs(in_topic, 60)
     processor, _, _ = at_least_once(
-        kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
+        driver, kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
     )
     stats = run_until(processor, max_messages=60)
     assert stats.consumed == stats.submitted == 60
@@ -198,6 +211,7 @@ def test_end_to_end_n_in_n_out_and_committed(
 
 
 def test_crash_then_restart_is_at_least_once(
+    driver: KafkaDriver,
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     unique: Callable[[str], str],
@@ -223,6 +237,7 @@ def test_crash_then_restart_is_at_least_once(
         return to_output(out_topic)(m)
 
     processor, _, _ = at_least_once(
+        driver,
         kafka_conn,
         in_topic,
         group,
@@ -247,7 +262,7 @@ def test_crash_then_restart_is_at_least_once(
     ends = end_offsets(read_topic, in_topic)
     ends = {p: ends.get(p, 0) for p in committed}
     processor, tracker, _ = at_least_once(
-        kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
+        driver, kafka_conn, in_topic, group, lambda tail: RunTask(to_output(out_topic), tail)
     )
     run_until(processor, lambda: all_done(tracker, in_topic, committed, ends))
     outputs = Counter(r.value for r in read_topic(out_topic))
@@ -256,6 +271,7 @@ def test_crash_then_restart_is_at_least_once(
 
 
 def test_backpressure_pauses_and_long_gpu_batches_never_evict(
+    driver: KafkaDriver,
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     unique: Callable[[str], str],
@@ -293,12 +309,17 @@ def test_backpressure_pauses_and_long_gpu_batches_never_evict(
         return RunTaskInThreads(slow_fetch, batches, max_in_flight=2)
 
     processor, tracker, consumer = at_least_once(
+        driver,
         kafka_conn,
         in_topic,
         group,
         build,
         max_poll_interval_ms=int(max_poll_interval_s * 1000),
-        session_timeout_ms=SESSION_TIMEOUT_MS,
+        # librdkafka refuses a session timeout above max.poll.interval.ms; its
+        # heartbeats come from a C thread that a busy interpreter cannot delay.
+        session_timeout_ms=SESSION_TIMEOUT_MS
+        if driver.name == "kafka-python"
+        else int(max_poll_interval_s * 1000),
         heartbeat_interval_ms=1000,
     )
     memberships: set[tuple[int, str]] = set()
@@ -311,8 +332,7 @@ def test_backpressure_pauses_and_long_gpu_batches_never_evict(
         if processor.stats.consumed:
             if first_record_at is None:
                 first_record_at = time.monotonic()
-            metadata = consumer.group_metadata()
-            memberships.add((metadata.generation_id, metadata.member_id))
+            memberships.add(membership(consumer))
         return all_done(tracker, in_topic, {0: 0}, {0: 8})
 
     stats = run_until(processor, done)
@@ -331,6 +351,7 @@ def test_backpressure_pauses_and_long_gpu_batches_never_evict(
 
 
 def test_cooperative_rebalance_between_two_members(
+    driver: KafkaDriver,
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     unique: Callable[[str], str],
@@ -357,6 +378,7 @@ def test_cooperative_rebalance_between_two_members(
 
     def member(name: str) -> tuple[StreamProcessor, threading.Thread, list[BaseException]]:
         processor, _, _ = at_least_once(
+            driver,
             kafka_conn,
             in_topic,
             group,
@@ -444,6 +466,7 @@ class CrashingProducer:
 
 
 def exactly_once(
+    driver: KafkaDriver,
     conn: KafkaConnection,
     in_topic: str,
     out_topic: str,
@@ -451,28 +474,32 @@ def exactly_once(
     txn_id: str,
     wrap: Callable[[Any], Any] = lambda p: p,
 ) -> tuple[StreamProcessor, OffsetTracker]:
-    consumer = KafkaConsumer(
-        **consumer_kwargs(
-            conn,
-            group_id=group,
-            isolation_level="read_committed",
-            max_poll_records=5,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-        )
+    consumer = driver.consumer(
+        conn,
+        group_id=group,
+        isolation_level="read_committed",
+        max_poll_records=5,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
     )
-    producer = wrap(KafkaProducer(**producer_kwargs(conn, transactional_id=txn_id)))
+    producer = wrap(driver.producer(conn, transactional_id=txn_id))
     tracker = OffsetTracker()
     terminal = TransactionalProduceAndCommit(
         producer, tracker, consumer.group_metadata, commit_interval_s=0.1, max_messages=10
     )
     first = RunTask(to_output(out_topic), terminal)
     processor = StreamProcessor(
-        consumer, [in_topic], first, tracker, producer=producer, stall_timeout_s=STALL_TIMEOUT_S
+        consumer,
+        [in_topic],
+        first,
+        tracker,
+        producer=producer,
+        watchdog=driver.watchdog(consumer, STALL_TIMEOUT_S),
     )
     return processor, tracker
 
 
 def test_exactly_once_output(
+    driver: KafkaDriver,
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     unique: Callable[[str], str],
@@ -484,7 +511,7 @@ def test_exactly_once_output(
     values = produce_inputs(in_topic, 50)
     ends = end_offsets(read_topic, in_topic)
     ends = {p: ends.get(p, 0) for p in range(2)}
-    processor, tracker = exactly_once(kafka_conn, in_topic, out_topic, group, unique("txn"))
+    processor, tracker = exactly_once(driver, kafka_conn, in_topic, out_topic, group, unique("txn"))
     run_until(processor, lambda: all_done(tracker, in_topic, {0: 0, 1: 0}, ends))
     outputs = Counter(r.value for r in read_topic(out_topic, "read_committed"))
     assert outputs == Counter(b"out-" + v for v in values)
@@ -492,6 +519,7 @@ def test_exactly_once_output(
 
 
 def test_exactly_once_survives_a_crash_mid_transaction(
+    driver: KafkaDriver,
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     unique: Callable[[str], str],
@@ -511,7 +539,7 @@ def test_exactly_once_survives_a_crash_mid_transaction(
         crashing.append(CrashingProducer(producer, crash_on_commit=3))
         return crashing[0]
 
-    processor, _ = exactly_once(kafka_conn, in_topic, out_topic, group, txn_id, wrap)
+    processor, _ = exactly_once(driver, kafka_conn, in_topic, out_topic, group, txn_id, wrap)
     with pytest.raises(Crash):
         run_until(processor)
     # The third transaction's records reached the log, its commit never happened.
@@ -520,7 +548,7 @@ def test_exactly_once_survives_a_crash_mid_transaction(
 
     # A new producer with the same transactional_id fences the dead one and
     # aborts its open transaction (init_transactions in the step).
-    processor, tracker = exactly_once(kafka_conn, in_topic, out_topic, group, txn_id)
+    processor, tracker = exactly_once(driver, kafka_conn, in_topic, out_topic, group, txn_id)
     run_until(processor, lambda: all_done(tracker, in_topic, committed, ends))
 
     committed_view = Counter(r.value for r in read_topic(out_topic, "read_committed"))

@@ -29,11 +29,22 @@ from worker.bench.common import (
 )
 
 NAME = "overhead"
-HELP = "events/s through the full Worker with an instant classifier vs a raw kafka-python loop"
+HELP = (
+    "events/s through the full Worker with an instant classifier vs its Kafka client's "
+    "raw echo loop (--driver kafka-python|confluent|both)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events (default 20000)")
+    parser.add_argument(
+        "--driver",
+        choices=("kafka-python", "confluent", "both"),
+        default="kafka-python",
+        help="KAFKA_DRIVER of the guardstream run(s), each against its own client's raw "
+        "echo loop; 'both' runs both drivers and both echo loops on the same input "
+        "(ratio: confluent)",
+    )
 
 
 def text_events(count: int, prefix: str = "e") -> Any:
@@ -88,53 +99,88 @@ def raw_loop(settings: Any, input_topic: str, output_topic: str, expected: int) 
     return finished - (first or finished)
 
 
+RAW_PATHS = {
+    "kafka-python": "kafka-python poll → send → flush, commit ~1/s",
+    "confluent": "confluent-kafka consume → produce → flush, commit ~1/s",
+}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    drivers = ["kafka-python", "confluent"] if args.driver == "both" else [args.driver]
     settings = base_settings()
     lab = Lab(settings)
+    rows: dict[str, dict[str, Any]] = {}
+    phases: dict[str, Any] = {}
     try:
         topics = lab.topic_set("overhead")
-        raw_output = f"{lab.name}-raw.out"
-        lab.create_topics([raw_output])
         progress(f"producing {args.events} text-only events to {topics[0]}")
         produced = lab.produce(topics[0], text_events(args.events))
+        for driver in drivers:
+            raw_output = f"{lab.name}-raw-{driver}.out"
+            lab.create_topics([raw_output])
+            progress(f"raw {driver} consume → produce loop")
+            loop = raw_loop if driver == "kafka-python" else _confluent_echo
+            with phase() as raw_phase:
+                raw_s = loop(settings, topics[0], raw_output, produced)
+            rows[f"raw {driver} echo"] = {
+                "events_per_s": round(produced / raw_s, 1) if raw_s > 0 else None,
+                "outputs": lab.count_records([raw_output]),
+                "path": RAW_PATHS[driver],
+            }
+            phases[f"raw {driver}"] = raw_phase
 
-        progress("raw kafka-python consume → produce loop")
-        with phase() as raw_phase:
-            raw_s = raw_loop(settings, topics[0], raw_output, produced)
-        raw_count = lab.count_records([raw_output])
-
-        progress("guardstream Worker with an instant classifier")
         worker_settings = lab.worker_settings(topics)
-        with phase() as worker_phase:
-            result = run_worker(
-                worker_settings,
-                instant_models(),
-                produced,
-                timeout_s=600,
-                on_tick=lambda done: progress(f"  {done}/{produced}"),
+        for driver in drivers:
+            # Each run its own group and outputs: both consume the whole input.
+            out = (topics[0], f"{topics[1]}-{driver}", f"{topics[2]}-{driver}")
+            lab.create_topics(list(out[1:]))
+            worker_settings = lab.worker_settings(
+                out, kafka_driver=driver, group_id=f"{topics[0]}-{driver}-group"
             )
-        verdicts = lab.count_records([topics[1]])
-        dead_letters = lab.count_records([topics[2]])
+            progress(f"guardstream Worker ({driver}) with an instant classifier")
+            with phase() as worker_phase:
+                result = run_worker(
+                    worker_settings,
+                    instant_models(),
+                    produced,
+                    timeout_s=600,
+                    on_tick=lambda done: progress(f"  {done}/{produced}"),
+                )
+            rows[f"guardstream {driver}"] = {
+                "events_per_s": round(result.events_per_s, 1),
+                "verdicts": lab.count_records([out[1]]),
+                "dead_letters": lab.count_records([out[2]]),
+            }
+            phases[f"guardstream {driver}"] = worker_phase
     finally:
         lab.close()
-    value = result.events_per_s
-    base = produced / raw_s if raw_s > 0 else float("nan")
+    main = drivers[-1]
+    value = rows[f"guardstream {main}"]["events_per_s"]
+    base = rows[f"raw {main} echo"]["events_per_s"] or float("nan")
     return {
         "benchmark": NAME,
         "unit": "events/s",
         "events": produced,
-        "verdicts": verdicts,
-        "dead_letters": dead_letters,
-        "baseline_outputs": raw_count,
-        "guardstream": round(value, 1),
-        "baseline": round(base, 1),
-        "baseline_path": "kafka-python poll → send → flush, commit ~1/s",
+        "driver": main,
+        "verdicts": rows[f"guardstream {main}"]["verdicts"],
+        "dead_letters": rows[f"guardstream {main}"]["dead_letters"],
+        "baseline_outputs": rows[f"raw {main} echo"]["outputs"],
+        "guardstream": value,
+        "baseline": base,
+        "baseline_path": RAW_PATHS[main],
         "ratio": ratio(value, base),
         "target_ratio": 0.7,
-        "phases": {"guardstream": worker_phase, "baseline": raw_phase},
+        "rows": rows,
+        "phases": phases,
         "settings": _batching(worker_settings),
         "machine": machine_info(),
     }
+
+
+def _confluent_echo(settings: Any, input_topic: str, output_topic: str, expected: int) -> float:
+    from worker.bench.confluent_echo import confluent_echo
+
+    return confluent_echo(settings, input_topic, output_topic, expected)
 
 
 def _batching(settings: Any) -> dict[str, Any]:

@@ -48,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
     if settings.metrics_port:
         server = HealthServer(settings.metrics_port, health, metrics.registry)
         server.start()
+    from worker.streaming.drivers import DriverUnavailable, load_driver
+
+    try:
+        load_driver(settings.kafka_driver)  # before the model: a missing library is quick to tell
+    except DriverUnavailable as exc:
+        print(f"guardstream: {exc}", file=sys.stderr)
+        return 2
     try:
         try:
             models = load_models(settings)

@@ -80,8 +80,9 @@ class ProcessorStats:
 class StreamProcessor:
     """Consume ``topics`` with ``consumer`` and feed the records to ``step``.
 
-    ``consumer`` is a ``KafkaConsumer`` with a ``group_id``, no deserializers
-    and ``enable_auto_commit=False`` (see ``kafka_config.consumer_kwargs``);
+    ``consumer`` is a driver consumer (``worker.streaming.drivers``; a
+    ``KafkaConsumer`` as it is) with a ``group_id``, no deserializers and
+    ``enable_auto_commit=False`` (see ``kafka_config.consumer_kwargs``);
     the processor subscribes it. ``tracker`` must be the tracker the terminal
     step completes offsets in. ``commit`` (at-least-once mode) is used to commit
     the finished prefix of revoked partitions; leave it None in transactional
@@ -136,7 +137,11 @@ class StreamProcessor:
         self._backpressure_wait_s = backpressure_wait_ms / 1000
         self._polled_at = 0.0
         self._watchdog = watchdog or StallWatchdog(consumer, stall_timeout_s)
-        self._listener = RebalanceEvents()
+        # A driver that calls back inside poll(), in this thread, gets its events
+        # handled at once (commit-on-revoke before the partitions are given up).
+        inline = getattr(consumer, "rebalance_callbacks_in_poll_thread", False) is True
+        self._listener = RebalanceEvents(self._handle_rebalance_events if inline else None)
+        self._listener_inline = inline
         self._leases: dict[Partition, Lease] = {}
         self._pending: deque[Message[KafkaPayload]] = deque()
         self._backpressure = False
@@ -258,8 +263,12 @@ class StreamProcessor:
         return self._poll_timeout_ms
 
     def _rebalancing(self) -> bool:
+        # kafka-python's group metadata carries the member state; other drivers' do not
+        # (librdkafka rebalances inside poll(), which the loop cannot see into).
         group_metadata = getattr(self._consumer, "group_metadata", None)
-        return group_metadata is not None and group_metadata().state == MemberState.REBALANCING
+        if group_metadata is None or self._listener_inline:
+            return False
+        return getattr(group_metadata(), "state", None) == MemberState.REBALANCING
 
     def _take(self, records: Mapping[Any, list[Any]], max_messages: int | None) -> None:
         assigned = {Partition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
