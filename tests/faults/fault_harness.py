@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 from worker_harness import Lab, conversation, png_bytes
 
 from schemas.dead_letter import DeadLetterHeaders
+from schemas.review import ReviewRequest
 from schemas.verdict import VerdictEvent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -430,6 +432,40 @@ class WorkerProcess:
 
 
 # --- the summary line ----------------------------------------------------------------
+
+
+def create_topic(lab: Lab, topic: str, *, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=lab.bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def review_event_ids(lab: Lab, topic: str, *, partitions: int) -> list[str]:
+    """The event id of every committed ReviewRequest on ``topic`` (``read_committed``)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=lab.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        group_id=None,
+    )
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    ids: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=500).values():
+                ids.extend(
+                    ReviewRequest.model_validate_json(r.value).verdict.event_id for r in records
+                )
+    finally:
+        consumer.close()
+    return ids
 
 
 @dataclass

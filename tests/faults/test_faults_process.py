@@ -17,8 +17,10 @@ from fault_harness import (
     OutputReader,
     WorkerProcess,
     committed_offsets,
+    create_topic,
     event_ids,
     image_events,
+    review_event_ids,
     worker_env,
 )
 
@@ -104,12 +106,20 @@ def test_exactly_once_across_a_hard_kill(
     events = image_events(lab, 800, prefix="x")
     sent = event_ids(events)
     lab.produce_events(events)
+    # Every event also goes to review (a band over all scores): its ReviewRequest is in
+    # the verdict's transaction, so it too must be there exactly once.
+    review_topic = f"{lab.name}.review"
+    create_topic(lab, review_topic, partitions=2)
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text("[defaults]\nreview_band = [0.0, 1.0]\n")
     env = worker_env(
         lab,
         tiny_model_path,
         worker_id=f"{lab.name}-w",
         exactly_once=True,
         kafka_driver=kafka_driver,
+        policy_file=str(policy_file),
+        review_topic=review_topic,
         **SIZES,
     )
     worker = WorkerProcess("w", env, tmp_path)
@@ -137,7 +147,11 @@ def test_exactly_once_across_a_hard_kill(
         duplicate_bound=0,
         extra={"aborted_duplicates_read_uncommitted": everything.duplicates()},
     )
+    reviewed = review_event_ids(lab, review_topic, partitions=2)
+    report.extra["review_records"] = len(reviewed)
+    report.extra["review_duplicates"] = len(reviewed) - len(set(reviewed))
     report.emit()
+    assert sorted(reviewed) == sorted(set(committed.verdicts))
     assert report.lost == 0
     assert report.duplicates == 0
     assert not report.dead_letters_by_stage
