@@ -8,7 +8,6 @@ from dataclasses import replace
 import torch
 from engine_helpers import event, image_item, user
 
-from worker.engine.caching import CachingClassifier
 from worker.engine.types import (
     ClassificationFailure,
     ClassificationRequest,
@@ -16,6 +15,7 @@ from worker.engine.types import (
     ModelInfo,
     Outcome,
 )
+from worker.engine.verdict_cache import CachingClassifier
 from worker.images.types import PreparedImage
 from worker.prompt.build import build_prompts
 

@@ -117,16 +117,16 @@ class ReferenceClassifier:
         if processor is None:
             if image is not None:
                 raise ValueError("a text model takes no image")
-            encoded = self._loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            inputs = self._loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)
         elif isinstance(image, PreparedImage):
-            encoded = _processor_inputs_from_prepared(processor, text, image)
+            inputs = _processor_inputs_from_prepared(processor, text, image)
         elif image is None:
-            encoded = processor(text=text, return_tensors="pt", add_special_tokens=False)
+            inputs = processor(text=text, return_tensors="pt", add_special_tokens=False)
         else:
-            encoded = processor(
+            inputs = processor(
                 text=text, images=[[image]], return_tensors="pt", add_special_tokens=False
             )
-        return {name: value.to(self._device) for name, value in dict(encoded).items()}
+        return {name: value.to(self._device) for name, value in dict(inputs).items()}
 
 
 def _processor_inputs_from_prepared(
@@ -138,8 +138,8 @@ def _processor_inputs_from_prepared(
         get_cross_attention_token_mask,
     )
 
-    encoded = processor.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    ids = encoded["input_ids"][0].tolist()
+    tokenized = processor.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    ids = tokenized["input_ids"][0].tolist()
     max_tiles = int(image.pixel_values.shape[0])
     token_mask = [get_cross_attention_token_mask(ids, processor.image_token_id)]
     cross = convert_sparse_cross_attention_mask_to_dense(
@@ -148,8 +148,8 @@ def _processor_inputs_from_prepared(
     aspect_ratio_mask = torch.zeros((1, 1, max_tiles), dtype=torch.long)
     aspect_ratio_mask[0, 0, : image.num_tiles] = 1
     return {
-        "input_ids": encoded["input_ids"],
-        "attention_mask": encoded["attention_mask"],
+        "input_ids": tokenized["input_ids"],
+        "attention_mask": tokenized["attention_mask"],
         "cross_attention_mask": torch.from_numpy(cross),
         "pixel_values": image.pixel_values[None, None],
         "aspect_ratio_ids": torch.tensor([[image.aspect_ratio_id]], dtype=torch.long),

@@ -27,16 +27,16 @@ import torch
 from worker.engine import token_ids
 from worker.engine.answers import parse_categories, unsafe_probability
 from worker.engine.batching import (
-    EncodedSample,
     ModelBatch,
+    TokenizedSample,
     build_batch,
     validate_image,
     vision_inputs,
 )
-from worker.engine.cache import CacheObserver, LruCache
 from worker.engine.decoding import decode_after
 from worker.engine.exceptions import MalformedRequest
 from worker.engine.loading import LoadedModel
+from worker.engine.lru import CacheObserver, LruCache
 from worker.engine.tokenization import PromptTokenizer
 from worker.engine.types import (
     ClassificationFailure,
@@ -111,10 +111,10 @@ class LlamaGuardClassifier:
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(requests)
-        samples: list[EncodedSample] = []
+        samples: list[TokenizedSample] = []
         for index, request in enumerate(requests):
             try:
-                samples.append(self.encode(index, request))
+                samples.append(self.tokenize_request(index, request))
             except Exception as exc:
                 outcomes[index] = ClassificationFailure.from_exception(exc)
         for group in (
@@ -130,7 +130,7 @@ class LlamaGuardClassifier:
             raise RuntimeError("a request got no outcome")  # a bug here, not a bad sample
         return done
 
-    def encode(self, index: int, request: ClassificationRequest) -> EncodedSample:
+    def tokenize_request(self, index: int, request: ClassificationRequest) -> TokenizedSample:
         """Validate one request and tokenize it (prompt + ``\\n\\n``); MalformedRequest if bad."""
         prompt = request.prompt
         if prompt.format is not self.prompt_format:
@@ -151,7 +151,7 @@ class LlamaGuardClassifier:
                 )
             except ValueError as exc:
                 raise MalformedRequest(str(exc)) from exc
-        ids = self._prompt_tokenizer.encode(prompt.segments)
+        ids = self._prompt_tokenizer.tokenize(prompt.segments)
         ids.append(token_ids.DOUBLE_NEWLINE)
         image_positions = [i for i, token in enumerate(ids) if token == token_ids.IMAGE]
         expected = 1 if request.image is not None else 0
@@ -159,7 +159,7 @@ class LlamaGuardClassifier:
             raise MalformedRequest(
                 f"the prompt holds {len(image_positions)} <|image|> tokens, expected {expected}"
             )
-        return EncodedSample(
+        return TokenizedSample(
             index=index,
             input_ids=tuple(ids),
             image=request.image,
@@ -167,7 +167,9 @@ class LlamaGuardClassifier:
             category_keys=prompt.category_keys,
         )
 
-    def _run_resilient(self, chunk: Sequence[EncodedSample]) -> list[tuple[EncodedSample, Outcome]]:
+    def _run_resilient(
+        self, chunk: Sequence[TokenizedSample]
+    ) -> list[tuple[TokenizedSample, Outcome]]:
         try:
             return list(zip(chunk, self._score_batch(chunk), strict=True))
         except torch.OutOfMemoryError as exc:
@@ -190,7 +192,7 @@ class LlamaGuardClassifier:
             )
             return [pair for sample in chunk for pair in self._run_resilient([sample])]
 
-    def _score_batch(self, chunk: Sequence[EncodedSample]) -> list[Outcome]:
+    def _score_batch(self, chunk: Sequence[TokenizedSample]) -> list[Outcome]:
         batch = build_batch(chunk, pad_id=token_ids.PAD, device=self._device, pixels=False)
         with torch.inference_mode():
             kwargs: dict[str, Any] = batch.model_kwargs()
@@ -291,8 +293,8 @@ class LlamaGuardClassifier:
 
 
 def _chunks(
-    samples: Sequence[EncodedSample], size: int | None
-) -> Iterator[Sequence[EncodedSample]]:
+    samples: Sequence[TokenizedSample], size: int | None
+) -> Iterator[Sequence[TokenizedSample]]:
     if not samples:
         return
     step = size or len(samples)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from worker.engine.cache import CacheObserver, LruCache
+from worker.engine.lru import CacheObserver, LruCache
 from worker.engine.types import (
     ClassificationRequest,
     ClassificationResult,
