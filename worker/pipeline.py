@@ -284,9 +284,7 @@ class Worker:
 
     def _observe_model(self, role: str, classifier: Classifier) -> None:
         # The engine's caches report to the metrics through a callback.
-        classifier_observer = getattr(classifier, "set_cache_observer", None)
-        if classifier_observer is not None:
-            classifier_observer(self._count_cache_lookup)
+        classifier.set_cache_observer(self._count_cache_lookup)
         info = classifier.model_info
         self.metrics.model_info.labels(
             role=role,

@@ -8,6 +8,7 @@ from dataclasses import replace
 import torch
 from engine_helpers import event, image_item, user
 
+from worker.engine.lru import CacheObserver
 from worker.engine.types import (
     ClassificationFailure,
     ClassificationRequest,
@@ -44,6 +45,9 @@ class Recorder:
             )
             for r in requests
         ]
+
+    def set_cache_observer(self, observer: CacheObserver | None) -> None:
+        """No caches of its own."""
 
 
 def _image(sha: str) -> PreparedImage:
@@ -112,7 +116,7 @@ def test_the_observer_reaches_the_inner_classifier() -> None:
     seen: list[object] = []
 
     class WithCache(Recorder):
-        def set_cache_observer(self, observer: object) -> None:
+        def set_cache_observer(self, observer: CacheObserver | None) -> None:
             seen.append(observer)
 
     cache = CachingClassifier(WithCache(), 4)

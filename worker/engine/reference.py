@@ -20,6 +20,7 @@ from PIL.Image import Image
 from worker.engine import token_ids
 from worker.engine.answers import parse_answer, unsafe_probability
 from worker.engine.loading import LoadedModel
+from worker.engine.lru import CacheObserver
 from worker.engine.types import (
     ClassificationFailure,
     ClassificationRequest,
@@ -49,6 +50,9 @@ class ReferenceClassifier:
     @property
     def loaded(self) -> LoadedModel:
         return self._loaded
+
+    def set_cache_observer(self, observer: CacheObserver | None) -> None:
+        """No caches here: nothing to report."""
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         outcomes: list[Outcome] = []
