@@ -51,6 +51,19 @@ def test_token_ids_match_the_reference_facts(hf_tokenizer: Any) -> None:
     token_ids.check_token_ids(hf_tokenizer, vision=True)
 
 
+def test_category_numbers_are_one_token_after_s(hf_tokenizer: Any) -> None:
+    """``unsafe\\nS10`` is unsafe, \\n, S, 10: the step after ``S`` names the number."""
+    facts = json.loads((FIXTURES / "llama3_token_ids_for_llama_guard.json").read_text())["ids"]
+    assert [facts["unsafe"][0], facts["\n"][0], facts["S"][0]] == list(token_ids.CATEGORY_PREFIX)
+    numbers = token_ids.category_number_ids(hf_tokenizer)
+    assert list(numbers) == [f"S{n}" for n in range(1, 100)]
+    for n in range(1, 15):
+        assert numbers[f"S{n}"] == facts[str(n)][0]
+    assert len(set(numbers.values())) == 99
+    ids = hf_tokenizer.encode("unsafe\nS10,S3", add_special_tokens=False)
+    assert ids[:4] == [*token_ids.CATEGORY_PREFIX, numbers["S10"]]
+
+
 BENIGN = [
     [user("Describe the image", image_item("a"))],
     [user("What is the recipe for mayonnaise?", image_item("a")), assistant("Whisk.")],

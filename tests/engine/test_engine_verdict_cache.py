@@ -42,6 +42,7 @@ class Recorder:
                 safe_logit=float(len(r.prompt.text)),
                 unsafe_logit=0.0,
                 raw_output=None,
+                category_scores=(("S1", 0.2), ("S10", 0.05)),
             )
             for r in requests
         ]
@@ -70,6 +71,9 @@ def test_exact_repeats_are_answered_from_the_cache() -> None:
     again = cache.classify([_request("bye"), _request("hello", "img-1")])
     assert len(inner.asked) == 1
     assert again == [first[1], first[0]]
+    for cached in again:
+        assert isinstance(cached, ClassificationResult)
+        assert cached.category_scores == (("S1", 0.2), ("S10", 0.05))
     assert lookups == [("verdict", False)] * 2 + [("verdict", True)] * 2
     assert cache.model_info == INFO
 

@@ -102,15 +102,28 @@ class ReferenceClassifier:
     def answer_logits(self, text: str, image: ReferenceImage) -> torch.Tensor:
         """Logits (vocab,) of the first answer token: one forward pass of the processor's
         inputs plus the ``\\n\\n`` the model emits first, extended as ``generate()`` does."""
-        inputs = self.inputs(text, image)
-        newline = torch.tensor([[token_ids.DOUBLE_NEWLINE]], device=self._device)
-        inputs["input_ids"] = torch.cat([inputs["input_ids"], newline], 1)
-        inputs["attention_mask"] = torch.cat(
-            [inputs["attention_mask"], torch.ones_like(newline)], 1
+        return self.next_token_logits(text, image, (token_ids.DOUBLE_NEWLINE,))
+
+    def category_logits(self, text: str, image: ReferenceImage) -> torch.Tensor:
+        """Logits (vocab,) of the first category's number: one forward pass over the prompt
+        plus ``\\n\\nunsafe\\nS``."""
+        return self.next_token_logits(
+            text, image, (token_ids.DOUBLE_NEWLINE, *token_ids.CATEGORY_PREFIX)
         )
+
+    def next_token_logits(
+        self, text: str, image: ReferenceImage, answer: Sequence[int]
+    ) -> torch.Tensor:
+        """Logits (vocab,) after the processor's inputs plus the ``answer`` tokens, in one
+        unbatched forward pass (no cache)."""
+        inputs = self.inputs(text, image)
+        extra = torch.tensor([list(answer)], device=self._device)
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], extra], 1)
+        inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(extra)], 1)
         if "cross_attention_mask" in inputs:
             mask = inputs["cross_attention_mask"]
-            inputs["cross_attention_mask"] = torch.cat([mask, mask[:, -1:]], 1)
+            last = mask[:, -1:].expand(-1, len(answer), -1, -1)
+            inputs["cross_attention_mask"] = torch.cat([mask, last], 1)
         with torch.inference_mode():
             output = self._model(**inputs, logits_to_keep=1)
         return output.logits[0, -1].float().cpu()

@@ -27,6 +27,10 @@ class ClassificationRequest:
     image: PreparedImage | None
 
 
+CategoryScores = tuple[tuple[str, float], ...]
+"""``(key, score)`` per category key active in the prompt's policy, sorted by number."""
+
+
 @dataclass(frozen=True)
 class ClassificationResult:
     """The answer for one prompt.
@@ -34,6 +38,11 @@ class ClassificationResult:
     ``unsafe_score`` = P(unsafe) = sigmoid(unsafe_logit - safe_logit), the logits of the
     first answer token after ``\\n\\n`` (see ``worker.engine.answers``). ``categories``
     holds only keys active in the prompt's policy, sorted by number.
+
+    ``category_scores``: P(unsafe) × P(first category = key | ``unsafe\\nS``) per active
+    key, renormalised over the active keys, so they sum to ``unsafe_score`` (see
+    ``worker.engine.answers.category_scores``). Empty where not computed (the reference
+    path, test doubles, ``score_categories=False``).
     """
 
     unsafe_score: float
@@ -42,6 +51,7 @@ class ClassificationResult:
     safe_logit: float
     unsafe_logit: float
     raw_output: str | None
+    category_scores: CategoryScores = ()
 
 
 @dataclass(frozen=True)
