@@ -35,7 +35,7 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def models(tiny_model_path: str) -> Any:
-    """The tiny model loaded on CPU in fp32 (``worker.pipeline.Models``)."""
+    """The tiny model loaded on CPU in fp32 (``worker.engine.models.Models``)."""
     from worker.config import Settings
     from worker.pipeline import load_models
 

@@ -24,7 +24,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -33,6 +32,7 @@ import structlog
 from schemas.conversation import EventLimits, ImageContent
 from worker.clients import WorkerClients
 from worker.config import Settings
+from worker.engine.models import Models
 from worker.engine.types import Classifier
 from worker.health import HealthState
 from worker.images.decode import ImageLimits
@@ -42,7 +42,6 @@ from worker.images.types import PreparedImage, TilingSpec
 from worker.images.uri import BucketAllowlist
 from worker.metrics import Metrics
 from worker.policy import PolicyStore
-from worker.prompt import PromptFormat
 from worker.stages import Classify, Decide, Decode, Fetch, Publish, batch_cost, needs_no_thread
 from worker.streaming import (
     OffsetTracker,
@@ -65,16 +64,6 @@ log = structlog.get_logger(__name__)
 
 #: A consumer call still blocked this long after its own timeout is a wedged client.
 STALL_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Models:
-    """The loaded classifiers: the vision model, and optionally a text model."""
-
-    vision: Classifier
-    tiling: TilingSpec
-    text: Classifier | None = None
-    text_format: PromptFormat = PromptFormat.LG3_8B
 
 
 def build_steps(
@@ -181,56 +170,26 @@ def image_loader(
 
 
 def load_models(settings: Settings) -> Models:
-    """Load the vision model (and the text model when configured) per the settings.
-
-    Each classifier is wrapped in the verdict cache unless ``VERDICT_CACHE_SIZE`` is 0;
-    the vision model keeps ``VISION_CACHE_SIZE`` images' encoder outputs.
-    """
-    from worker.engine import (
-        CachingClassifier,
-        LlamaGuardClassifier,
-        load_text_model,
-        load_vision_model,
-    )
+    """The engine's models per the worker's settings (``GUARDSTREAM_MODEL`` and friends)."""
+    from worker.engine.models import ModelSettings
+    from worker.engine.models import load_models as load
 
     if settings.model is None:
         raise ValueError("GUARDSTREAM_MODEL is not set: pass --model PATH_OR_HUB_ID")
-    vision = LlamaGuardClassifier(
-        load_vision_model(
-            settings.model,
-            revision=settings.model_revision,
+    return load(
+        ModelSettings(
+            model=settings.model,
+            model_revision=settings.model_revision,
+            text_model=settings.text_model,
+            text_model_revision=settings.text_model_revision,
             dtype=settings.dtype,
             device=settings.device,
-        ),
-        threshold=settings.unsafe_threshold,
-        category_max_new_tokens=settings.category_max_new_tokens,
-        max_batch_size=settings.max_batch_size,
-        vision_cache_size=settings.vision_cache_size,
-    )
-    text = None
-    if settings.text_model is not None:
-        text = LlamaGuardClassifier(
-            load_text_model(
-                settings.text_model,
-                revision=settings.text_model_revision,
-                dtype=settings.dtype,
-                device=settings.device,
-            ),
-            threshold=settings.unsafe_threshold,
+            unsafe_threshold=settings.unsafe_threshold,
             category_max_new_tokens=settings.category_max_new_tokens,
             max_batch_size=settings.max_batch_size,
+            vision_cache_size=settings.vision_cache_size,
+            verdict_cache_size=settings.verdict_cache_size,
         )
-
-    def cached(classifier: Classifier) -> Classifier:
-        if not settings.verdict_cache_size:
-            return classifier
-        return CachingClassifier(classifier, settings.verdict_cache_size)
-
-    return Models(
-        vision=cached(vision),
-        tiling=vision.tiling_spec(),
-        text=cached(text) if text is not None else None,
-        text_format=text.prompt_format if text is not None else PromptFormat.LG3_8B,
     )
 
 
@@ -302,9 +261,7 @@ class Worker:
 
     def _observe_model(self, role: str, classifier: Classifier) -> None:
         # The engine's caches report to the metrics through a callback.
-        classifier_observer = getattr(classifier, "set_cache_observer", None)
-        if classifier_observer is not None:
-            classifier_observer(self._count_cache_lookup)
+        classifier.set_cache_observer(self._count_cache_lookup)
         info = classifier.model_info
         self.metrics.model_info.labels(
             role=role,

@@ -104,3 +104,18 @@ def test_engine_dry_run_on_cpu(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     for case in result["cases"].values():
         assert case["guardstream_rps"] > 0 and case["baseline_rps"] > 0
         assert case["tflop_per_request"] >= 0
+
+
+@pytest.mark.slow
+def test_categories(capsys: pytest.CaptureFixture[str], tiny_model_path: str) -> None:
+    result = _run(
+        capsys,
+        "categories",
+        *("--model", tiny_model_path, "--requests", "2", "--batch-size", "2", "--repeats", "1"),
+    )
+    assert set(result["cases"]) == {"image_rows", "text_only_rows"}
+    assert result["batches_per_run"] == 1
+    for case in result["cases"].values():
+        assert case["guardstream_rps"] > 0 and case["baseline_rps"] > 0
+        assert case["step_ms_per_batch"] > 0
+        assert case["step_fraction_of_rest_of_batch"] > 0

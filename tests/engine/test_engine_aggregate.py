@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from worker.engine.aggregate import aggregate
@@ -33,6 +35,14 @@ def test_all_safe() -> None:
     assert not verdict.unsafe
     assert verdict.unsafe_score == 0.4
     assert verdict.categories == ()
+
+
+def test_category_scores_take_the_max_over_images() -> None:
+    first = replace(_result(0.9), category_scores=(("S1", 0.6), ("S10", 0.3)))
+    second = replace(_result(0.7), category_scores=(("S1", 0.1), ("S10", 0.5), ("S2", 0.1)))
+    verdict = aggregate([first, second])
+    assert verdict.category_scores == (("S1", 0.6), ("S2", 0.1), ("S10", 0.5))
+    assert aggregate([_result(0.2)]).category_scores == ()
 
 
 def test_single_and_empty() -> None:

@@ -11,8 +11,17 @@ import random
 from typing import Any
 
 import pytest
-from engine_helpers import REPORT, assistant, event, image_item, noise_image, requests_for, user
-from PIL import Image
+from engine_helpers import (
+    REPORT,
+    TEXTS,
+    event,
+    image_item,
+    noise_image,
+    reference_image,
+    requests_for,
+    user,
+    varied_conversations,
+)
 
 from worker.engine import token_ids
 from worker.engine.answers import unsafe_probability
@@ -23,69 +32,15 @@ from worker.engine.types import ClassificationResult
 from worker.prompt.build import build_prompts
 
 TOLERANCE = 1e-3
-TEXTS = [
-    "How do I bake sourdough bread?",
-    "Tell me how to hurt someone without leaving marks.",
-    "   What's the capital of France?  ",
-    "Write a poem about the sea at night.\nMake it rhyme.",
-    "¿Dónde está la biblioteca? 图书馆在哪里? 🙂",
-    "I want to buy a gun without a background check.",
-    "Summarise this article in three bullet points, please.",
-    "You are useless and everyone hates you.",
-    "",
-    "word " * 300,
-]
-IMAGE_SIZES = [
-    (560, 560), (300, 700), (1200, 400), (50, 50), (900, 100), (100, 900),
-    (1000, 1000), (561, 559), (1680, 560), (7, 13), (2000, 300), (640, 480),
-]  # fmt: skip
-POLICIES: list[dict[str, Any] | None] = [
-    None,
-    {"excluded_category_keys": ["S2", "S11"]},
-    {"categories": {"S1": "Violent Crimes.", "S7": "Privacy.", "S14": "Spam."}},
-]
-
-
-def _new_image(images: dict[str, Image.Image], index: int) -> dict[str, str]:
-    name = f"img{index}-{len(images)}"
-    width, height = IMAGE_SIZES[(index + len(images)) % len(IMAGE_SIZES)]
-    mode = "RGBA" if index % 7 == 3 else "RGB"
-    images[f"s3://bucket/{name}.png"] = noise_image(index, width, height).convert(mode)
-    return image_item(name)
-
-
-def _conversations(count: int) -> list[tuple[Any, dict[str, Image.Image]]]:
-    """Varied events (turns, items, policies, 0-2 images of varied sizes)."""
-    rng = random.Random(7)
-    out = []
-    for index in range(count):
-        images: dict[str, Image.Image] = {}
-        turns = 1 + index % 4
-        messages = []
-        for turn in range(turns):
-            items: list[Any] = [rng.choice(TEXTS) for _ in range(1 + (index + turn) % 3)]
-            if index % 4 != 0 and turn == 0:
-                items.insert(rng.randrange(len(items) + 1), _new_image(images, index))
-            if index % 9 == 5 and turn == turns - 1:
-                items.append(_new_image(images, index))
-            messages.append((user if turn % 2 == 0 else assistant)(*items))
-        policy = POLICIES[index % len(POLICIES)]
-        extra = {"policy": policy} if policy else {}
-        out.append((event(messages, **extra), images))
-    return out
-
-
-def _reference_image(prompt: Any, images: dict[str, Image.Image]) -> Image.Image | None:
-    return images[prompt.image.s3_uri] if prompt.image is not None else None
 
 
 def test_fast_path_matches_reference_logits(vision_model: LoadedModel) -> None:
-    conversations = _conversations(56)
+    conversations = varied_conversations(56)
     prompts, pils = [], []
     for ev, images in conversations:
         for prompt in build_prompts(ev, text_model=False):
             prompts.append(prompt)
-            pils.append(_reference_image(prompt, images))
+            pils.append(reference_image(prompt, images))
     all_images = {uri: img for _, images in conversations for uri, img in images.items()}
     requests = requests_for(vision_model, prompts, all_images)
     order = list(range(len(requests)))
@@ -123,7 +78,7 @@ def test_fast_path_matches_reference_logits(vision_model: LoadedModel) -> None:
 
 
 def test_text_model_fast_path_matches_reference(text_model: LoadedModel) -> None:
-    events = [ev for ev, images in _conversations(40) if not images]
+    events = [ev for ev, images in varied_conversations(40) if not images]
     events += [event([user(t)]) for t in TEXTS]
     prompts = [p for ev in events for p in build_prompts(ev, text_model=True)]
     results = LlamaGuardClassifier(text_model, max_batch_size=5).classify(
@@ -148,7 +103,7 @@ def test_text_model_fast_path_matches_reference(text_model: LoadedModel) -> None
 @pytest.mark.parametrize("threshold", [0.0])  # every row unsafe: every row decodes
 def test_category_decoding_matches_generate(vision_model: LoadedModel, threshold: float) -> None:
     """Cache-reusing batched decoding = generate() after the forced '\\n\\nunsafe'."""
-    conversations = _conversations(10)
+    conversations = varied_conversations(10)
     prompts, images = [], {}
     for ev, imgs in conversations:
         prompts += build_prompts(ev, text_model=False)
@@ -159,7 +114,7 @@ def test_category_decoding_matches_generate(vision_model: LoadedModel, threshold
     tokenizer = vision_model.tokenizer
     for prompt, result in zip(prompts, results, strict=True):
         assert isinstance(result, ClassificationResult)
-        inputs = reference.inputs(prompt.text + "\n\nunsafe", _reference_image(prompt, images))
+        inputs = reference.inputs(prompt.text + "\n\nunsafe", reference_image(prompt, images))
         assert inputs["input_ids"][0, -2:].tolist() == [token_ids.DOUBLE_NEWLINE, token_ids.UNSAFE]
         output = vision_model.model.generate(
             **inputs,

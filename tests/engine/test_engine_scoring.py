@@ -11,7 +11,7 @@ import pytest
 import torch
 from engine_helpers import INJECTION, event, image_item, noise_image, requests_for, user
 
-from worker.engine.batching import EncodedSample
+from worker.engine.batching import TokenizedSample
 from worker.engine.loading import LoadedModel
 from worker.engine.scoring import LlamaGuardClassifier
 from worker.engine.types import (
@@ -82,7 +82,7 @@ def test_image_and_text_requests_never_share_a_batch(vision_model: LoadedModel) 
     seen: list[list[bool]] = []
     score_batch = classifier._score_batch
 
-    def spy(chunk: Sequence[EncodedSample]) -> list[Outcome]:
+    def spy(chunk: Sequence[TokenizedSample]) -> list[Outcome]:
         seen.append([s.image is not None for s in chunk])
         return score_batch(chunk)
 
@@ -128,7 +128,7 @@ def test_a_sample_that_breaks_its_batch_is_retried_alone(vision_model: LoadedMod
     classifier = LlamaGuardClassifier(vision_model, max_batch_size=8)
     score_batch = classifier._score_batch
 
-    def poisoned(chunk: Sequence[EncodedSample]) -> list[Outcome]:
+    def poisoned(chunk: Sequence[TokenizedSample]) -> list[Outcome]:
         if any(sample.index == 5 for sample in chunk):
             raise RuntimeError("boom: sample 5 is poison")
         return score_batch(chunk)
@@ -149,7 +149,7 @@ def test_out_of_memory_halves_the_batch(vision_model: LoadedModel) -> None:
     sizes: list[int] = []
     score_batch = classifier._score_batch
 
-    def small_gpu(chunk: Sequence[EncodedSample]) -> list[Outcome]:
+    def small_gpu(chunk: Sequence[TokenizedSample]) -> list[Outcome]:
         sizes.append(len(chunk))
         if len(chunk) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -164,7 +164,7 @@ def test_out_of_memory_halves_the_batch(vision_model: LoadedModel) -> None:
 def test_out_of_memory_on_one_sample_fails_it(vision_model: LoadedModel) -> None:
     classifier = LlamaGuardClassifier(vision_model)
 
-    def no_memory(chunk: Sequence[EncodedSample]) -> list[Outcome]:
+    def no_memory(chunk: Sequence[TokenizedSample]) -> list[Outcome]:
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     classifier._score_batch = no_memory  # type: ignore[method-assign]
@@ -176,7 +176,7 @@ def test_out_of_memory_on_one_sample_fails_it(vision_model: LoadedModel) -> None
 def test_a_broken_device_is_not_dead_lettered(vision_model: LoadedModel) -> None:
     classifier = LlamaGuardClassifier(vision_model)
 
-    def broken(chunk: Sequence[EncodedSample]) -> list[Outcome]:
+    def broken(chunk: Sequence[TokenizedSample]) -> list[Outcome]:
         raise RuntimeError("CUDA error: device-side assert triggered")
 
     classifier._score_batch = broken  # type: ignore[method-assign]

@@ -8,7 +8,7 @@ from dataclasses import replace
 import torch
 from engine_helpers import event, image_item, user
 
-from worker.engine.caching import CachingClassifier
+from worker.engine.lru import CacheObserver
 from worker.engine.types import (
     ClassificationFailure,
     ClassificationRequest,
@@ -16,6 +16,7 @@ from worker.engine.types import (
     ModelInfo,
     Outcome,
 )
+from worker.engine.verdict_cache import CachingClassifier
 from worker.images.types import PreparedImage
 from worker.prompt.build import build_prompts
 
@@ -41,9 +42,13 @@ class Recorder:
                 safe_logit=float(len(r.prompt.text)),
                 unsafe_logit=0.0,
                 raw_output=None,
+                category_scores=(("S1", 0.2), ("S10", 0.05)),
             )
             for r in requests
         ]
+
+    def set_cache_observer(self, observer: CacheObserver | None) -> None:
+        """No caches of its own."""
 
 
 def _image(sha: str) -> PreparedImage:
@@ -66,6 +71,9 @@ def test_exact_repeats_are_answered_from_the_cache() -> None:
     again = cache.classify([_request("bye"), _request("hello", "img-1")])
     assert len(inner.asked) == 1
     assert again == [first[1], first[0]]
+    for cached in again:
+        assert isinstance(cached, ClassificationResult)
+        assert cached.category_scores == (("S1", 0.2), ("S10", 0.05))
     assert lookups == [("verdict", False)] * 2 + [("verdict", True)] * 2
     assert cache.model_info == INFO
 
@@ -112,7 +120,7 @@ def test_the_observer_reaches_the_inner_classifier() -> None:
     seen: list[object] = []
 
     class WithCache(Recorder):
-        def set_cache_observer(self, observer: object) -> None:
+        def set_cache_observer(self, observer: CacheObserver | None) -> None:
             seen.append(observer)
 
     cache = CachingClassifier(WithCache(), 4)

@@ -67,7 +67,7 @@ def _encoder_rows(loaded: LoadedModel) -> Iterator[list[int]]:
 def _recomputed_logits(loaded: LoadedModel, request: ClassificationRequest) -> tuple[float, float]:
     """(safe, unsafe) logits of one request through the model's own pixel path."""
     classifier = LlamaGuardClassifier(loaded)
-    sample = classifier.encode(0, request)
+    sample = classifier.tokenize_request(0, request)
     batch = build_batch([sample], pad_id=token_ids.PAD, device=torch.device("cpu"))
     with torch.inference_mode():
         logits = loaded.model(**batch.model_kwargs(), logits_to_keep=1).logits[0, -1]

@@ -16,7 +16,7 @@ from worker_harness import conversation, png_bytes, running_worker
 from schemas.dead_letter import ErrorStage
 from worker.engine import CachingClassifier, LlamaGuardClassifier
 from worker.engine.exceptions import UnparseableOutput
-from worker.pipeline import Models
+from worker.engine.models import Models
 
 pytestmark = [pytest.mark.integration]
 

@@ -26,8 +26,8 @@ from fault_harness import (
 )
 from worker_harness import running_worker
 
+from worker.engine.models import Models
 from worker.images.fetcher import RetryPolicy
-from worker.pipeline import Models
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,8 +23,8 @@ from worker_harness import Lab, png_bytes, running_worker
 
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.verdict import VerdictEvent
+from worker.engine.models import Models
 from worker.logs import configure_logging
-from worker.pipeline import Models
 
 pytestmark = pytest.mark.integration
 

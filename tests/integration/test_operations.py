@@ -11,10 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import Lab, conversation, png_bytes, running_worker, wait_for
 
+from worker.engine.models import Models
 from worker.health import HealthServer, HealthState
 from worker.logs import configure_logging
 from worker.metrics import Metrics
-from worker.pipeline import Models
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from worker_harness import Lab, conversation, png_bytes, running_worker
 
 from schemas.dead_letter import REPLAY_COUNT
 from worker.cli import main
-from worker.pipeline import Models
+from worker.engine.models import Models
 
 pytestmark = pytest.mark.integration
 

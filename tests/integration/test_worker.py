@@ -6,7 +6,7 @@ import pytest
 from worker_harness import Lab, conversation, noise_png, png_bytes, running_worker
 
 from schemas.dead_letter import ErrorStage
-from worker.pipeline import Models
+from worker.engine.models import Models
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,8 @@ from schemas.dead_letter import DeadLetterHeaders
 from schemas.verdict import VerdictEvent
 from worker.clients import connect
 from worker.config import Settings
-from worker.pipeline import Models, Worker
+from worker.engine.models import Models
+from worker.pipeline import Worker
 
 
 def png_bytes(

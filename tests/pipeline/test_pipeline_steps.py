@@ -13,9 +13,10 @@ import torch
 from schemas.conversation import ImageContent
 from worker.bench.instant import InstantClassifier
 from worker.config import Settings
+from worker.engine.models import Models
 from worker.images.types import PreparedImage, TilingSpec
 from worker.metrics import Metrics
-from worker.pipeline import Models, build_steps
+from worker.pipeline import build_steps
 from worker.streaming import Message, MessageRejected, OffsetTracker, Partition
 from worker.streaming.steps import CommitOffsets, Produce
 

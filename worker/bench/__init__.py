@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-BENCHMARKS = ("e2e", "preprocess", "overhead", "backlog", "repeat", "engine")
+BENCHMARKS = ("e2e", "preprocess", "overhead", "backlog", "repeat", "engine", "categories")
 
 
 def load(name: str) -> ModuleType:

@@ -265,8 +265,8 @@ def heavy_model_path(path: str | None = None) -> str:
 def instant_models() -> Any:
     """``Models`` around an instant classifier (every request safe, no model at all)."""
     from worker.bench.instant import InstantClassifier
+    from worker.engine.models import Models
     from worker.images.types import TilingSpec
-    from worker.pipeline import Models
 
     return Models(vision=InstantClassifier(), tiling=TilingSpec())
 

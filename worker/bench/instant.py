@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from worker.engine.lru import CacheObserver
 from worker.engine.types import ClassificationRequest, ClassificationResult, ModelInfo, Outcome
 
 INSTANT_INFO = ModelInfo(id="bench-instant", revision="none", dtype="none", device="cpu")
@@ -24,3 +25,6 @@ class InstantClassifier:
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         return [SAFE for _ in requests]
+
+    def set_cache_observer(self, observer: CacheObserver | None) -> None:
+        """No caches: nothing to report."""

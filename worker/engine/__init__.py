@@ -4,9 +4,9 @@ Knows nothing of Kafka or S3: prompts and prepared images in, results out.
 """
 
 from worker.engine.aggregate import AggregateVerdict, aggregate
-from worker.engine.cache import CacheObserver, LruCache
-from worker.engine.caching import CachingClassifier
 from worker.engine.loading import LoadedModel, load_text_model, load_vision_model
+from worker.engine.lru import CacheObserver, LruCache
+from worker.engine.models import Models, ModelSettings, load_models
 from worker.engine.reference import ReferenceClassifier
 from worker.engine.scoring import LlamaGuardClassifier
 from worker.engine.tiny import write_tiny_model
@@ -18,6 +18,7 @@ from worker.engine.types import (
     ModelInfo,
     Outcome,
 )
+from worker.engine.verdict_cache import CachingClassifier
 from worker.engine.vision_inputs import prepared_image_from_processor
 
 __all__ = [
@@ -32,9 +33,12 @@ __all__ = [
     "LoadedModel",
     "LruCache",
     "ModelInfo",
+    "ModelSettings",
+    "Models",
     "Outcome",
     "ReferenceClassifier",
     "aggregate",
+    "load_models",
     "load_text_model",
     "load_vision_model",
     "prepared_image_from_processor",

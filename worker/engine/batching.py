@@ -21,7 +21,7 @@ from worker.images.types import PreparedImage
 
 
 @dataclass(frozen=True)
-class EncodedSample:
+class TokenizedSample:
     """A request ready for the model: token ids (prompt + ``\\n\\n``) and its image."""
 
     index: int
@@ -58,7 +58,7 @@ class ModelBatch:
 
 
 def build_batch(
-    samples: Sequence[EncodedSample],
+    samples: Sequence[TokenizedSample],
     *,
     pad_id: int,
     device: torch.device,

@@ -1,7 +1,12 @@
-"""Greedy decoding of the category line for rows judged unsafe, reusing the prefill cache.
+"""Steps after the prefill, reusing its KV cache.
 
-It mirrors ``generate()``: each step appends one token, extends the attention mask,
-advances the position ids, and repeats the last row of the cross-attention mask.
+- ``forced_step_logits``: a teacher-forced step over a few fixed tokens for every row
+  (``unsafe \\n S``, whose next token is the first category's number); the cache is
+  rewound afterwards, so it holds exactly the prefill again.
+- ``decode_after``: greedy decoding of the category line for rows judged unsafe.
+
+Both mirror ``generate()``: appended tokens extend the attention mask, advance the
+position ids, and repeat the last row of the cross-attention mask.
 """
 
 from __future__ import annotations
@@ -12,6 +17,46 @@ from typing import Any
 import torch
 
 from worker.engine.batching import ModelBatch
+
+
+def forced_step_logits(
+    model: Any, batch: ModelBatch, cache: Any, tokens: Sequence[int], keep_ids: Sequence[int]
+) -> torch.Tensor:
+    """Feed ``tokens`` to every row of a prefilled batch in one forward pass; the logits
+    (rows, len(keep_ids)) of the token after the last one, at the ``keep_ids``.
+
+    The self-attention layers' cache grows by ``len(tokens)`` and is cropped back (the
+    cross-attention layers only read theirs), so the prefix keys and values are the
+    prefill's, bit for bit, for a decode that follows.
+    """
+    device = batch.input_ids.device
+    rows, count = batch.input_ids.shape[0], len(tokens)
+    before = [layer.get_seq_length() for layer in cache.layers]
+    steps = torch.arange(1, count + 1, device=device)
+    kwargs: dict[str, Any] = {
+        "input_ids": torch.tensor([list(tokens)] * rows, dtype=torch.long, device=device),
+        "attention_mask": torch.cat(
+            [batch.attention_mask, batch.attention_mask.new_ones((rows, count))], 1
+        ),
+        "position_ids": batch.position_ids[:, -1:] + steps,
+        "past_key_values": cache,
+        "use_cache": True,
+        "logits_to_keep": 1,
+    }
+    if batch.cross_attention_mask is not None:
+        mask = batch.cross_attention_mask
+        kwargs["cross_attention_mask"] = torch.cat(
+            [mask, mask[:, -1:].expand(-1, count, -1, -1)], 1
+        )
+    try:
+        logits = model(**kwargs).logits[:, -1, :]
+    finally:
+        for layer, length in zip(cache.layers, before, strict=True):
+            grown = layer.get_seq_length() - length
+            if grown > 0:
+                layer.crop(-grown)
+    keep = torch.tensor(list(keep_ids), dtype=torch.long, device=device)
+    return logits[:, keep]
 
 
 def decode_after(

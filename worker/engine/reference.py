@@ -20,6 +20,7 @@ from PIL.Image import Image
 from worker.engine import token_ids
 from worker.engine.answers import parse_answer, unsafe_probability
 from worker.engine.loading import LoadedModel
+from worker.engine.lru import CacheObserver
 from worker.engine.types import (
     ClassificationFailure,
     ClassificationRequest,
@@ -49,6 +50,9 @@ class ReferenceClassifier:
     @property
     def loaded(self) -> LoadedModel:
         return self._loaded
+
+    def set_cache_observer(self, observer: CacheObserver | None) -> None:
+        """No caches here: nothing to report."""
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -98,15 +102,28 @@ class ReferenceClassifier:
     def answer_logits(self, text: str, image: ReferenceImage) -> torch.Tensor:
         """Logits (vocab,) of the first answer token: one forward pass of the processor's
         inputs plus the ``\\n\\n`` the model emits first, extended as ``generate()`` does."""
-        inputs = self.inputs(text, image)
-        newline = torch.tensor([[token_ids.DOUBLE_NEWLINE]], device=self._device)
-        inputs["input_ids"] = torch.cat([inputs["input_ids"], newline], 1)
-        inputs["attention_mask"] = torch.cat(
-            [inputs["attention_mask"], torch.ones_like(newline)], 1
+        return self.next_token_logits(text, image, (token_ids.DOUBLE_NEWLINE,))
+
+    def category_logits(self, text: str, image: ReferenceImage) -> torch.Tensor:
+        """Logits (vocab,) of the first category's number: one forward pass over the prompt
+        plus ``\\n\\nunsafe\\nS``."""
+        return self.next_token_logits(
+            text, image, (token_ids.DOUBLE_NEWLINE, *token_ids.CATEGORY_PREFIX)
         )
+
+    def next_token_logits(
+        self, text: str, image: ReferenceImage, answer: Sequence[int]
+    ) -> torch.Tensor:
+        """Logits (vocab,) after the processor's inputs plus the ``answer`` tokens, in one
+        unbatched forward pass (no cache)."""
+        inputs = self.inputs(text, image)
+        extra = torch.tensor([list(answer)], device=self._device)
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], extra], 1)
+        inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(extra)], 1)
         if "cross_attention_mask" in inputs:
             mask = inputs["cross_attention_mask"]
-            inputs["cross_attention_mask"] = torch.cat([mask, mask[:, -1:]], 1)
+            last = mask[:, -1:].expand(-1, len(answer), -1, -1)
+            inputs["cross_attention_mask"] = torch.cat([mask, last], 1)
         with torch.inference_mode():
             output = self._model(**inputs, logits_to_keep=1)
         return output.logits[0, -1].float().cpu()
@@ -117,16 +134,16 @@ class ReferenceClassifier:
         if processor is None:
             if image is not None:
                 raise ValueError("a text model takes no image")
-            encoded = self._loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            inputs = self._loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)
         elif isinstance(image, PreparedImage):
-            encoded = _processor_inputs_from_prepared(processor, text, image)
+            inputs = _processor_inputs_from_prepared(processor, text, image)
         elif image is None:
-            encoded = processor(text=text, return_tensors="pt", add_special_tokens=False)
+            inputs = processor(text=text, return_tensors="pt", add_special_tokens=False)
         else:
-            encoded = processor(
+            inputs = processor(
                 text=text, images=[[image]], return_tensors="pt", add_special_tokens=False
             )
-        return {name: value.to(self._device) for name, value in dict(encoded).items()}
+        return {name: value.to(self._device) for name, value in dict(inputs).items()}
 
 
 def _processor_inputs_from_prepared(
@@ -138,8 +155,8 @@ def _processor_inputs_from_prepared(
         get_cross_attention_token_mask,
     )
 
-    encoded = processor.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    ids = encoded["input_ids"][0].tolist()
+    tokenized = processor.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    ids = tokenized["input_ids"][0].tolist()
     max_tiles = int(image.pixel_values.shape[0])
     token_mask = [get_cross_attention_token_mask(ids, processor.image_token_id)]
     cross = convert_sparse_cross_attention_mask_to_dense(
@@ -148,8 +165,8 @@ def _processor_inputs_from_prepared(
     aspect_ratio_mask = torch.zeros((1, 1, max_tiles), dtype=torch.long)
     aspect_ratio_mask[0, 0, : image.num_tiles] = 1
     return {
-        "input_ids": encoded["input_ids"],
-        "attention_mask": encoded["attention_mask"],
+        "input_ids": tokenized["input_ids"],
+        "attention_mask": tokenized["attention_mask"],
         "cross_attention_mask": torch.from_numpy(cross),
         "pixel_values": image.pixel_values[None, None],
         "aspect_ratio_ids": torch.tensor([[image.aspect_ratio_id]], dtype=torch.long),

@@ -3,8 +3,9 @@
 Per micro-batch: image and text-only prompts are split (transformers changes a
 text-only row's logits when it shares a batch with image rows), each group sorted by
 length and left-padded; one forward pass over prompt + ``\\n\\n`` gives the first
-answer token's logits (score: see ``worker.engine.answers``); rows judged unsafe
-then decode a few category tokens greedily from the same KV cache. A batch that
+answer token's logits (score: see ``worker.engine.answers``); one teacher-forced
+step over ``unsafe \\n S`` for every row gives the per-category scores; rows judged
+unsafe then decode a few category tokens greedily from the same KV cache. A batch that
 fails falls back to one sample at a time, so one malformed sample fails alone; CUDA
 out-of-memory halves the batch and retries.
 
@@ -25,18 +26,18 @@ import structlog
 import torch
 
 from worker.engine import token_ids
-from worker.engine.answers import parse_categories, unsafe_probability
+from worker.engine.answers import category_scores, parse_categories, unsafe_probability
 from worker.engine.batching import (
-    EncodedSample,
     ModelBatch,
+    TokenizedSample,
     build_batch,
     validate_image,
     vision_inputs,
 )
-from worker.engine.cache import CacheObserver, LruCache
-from worker.engine.decoding import decode_after
+from worker.engine.decoding import decode_after, forced_step_logits
 from worker.engine.exceptions import MalformedRequest
 from worker.engine.loading import LoadedModel
+from worker.engine.lru import CacheObserver, LruCache
 from worker.engine.tokenization import PromptTokenizer
 from worker.engine.types import (
     ClassificationFailure,
@@ -67,10 +68,14 @@ class LlamaGuardClassifier:
         max_batch_size: int | None = None,
         vision_cache_size: int = 0,
         cache_observer: CacheObserver | None = None,
+        score_categories: bool = True,
     ) -> None:
         """``vision_cache_size``: images whose projected vision states stay on the device
         (0: none; in-batch duplicates are still encoded once). Each entry holds
-        max_tiles × patches × hidden values: ~52 MB for the 11B in bfloat16."""
+        max_tiles × patches × hidden values: ~52 MB for the 11B in bfloat16.
+
+        ``score_categories``: run the per-category step (results then carry
+        ``category_scores``); off only for a benchmark's baseline."""
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self._loaded = loaded
@@ -87,6 +92,10 @@ class LlamaGuardClassifier:
         )
         self._vision_cache: LruCache[VisionKey, torch.Tensor] = LruCache(vision_cache_size)
         self._observer = cache_observer
+        self.score_categories = score_categories
+        number_ids = token_ids.category_number_ids(loaded.tokenizer)
+        self._category_keys = tuple(number_ids)
+        self._category_ids = tuple(number_ids.values())
 
     def set_cache_observer(self, observer: CacheObserver | None) -> None:
         """Called with ``("vision", hit)`` per image row of a batch (hit: no encoder run)."""
@@ -111,10 +120,10 @@ class LlamaGuardClassifier:
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(requests)
-        samples: list[EncodedSample] = []
+        samples: list[TokenizedSample] = []
         for index, request in enumerate(requests):
             try:
-                samples.append(self.encode(index, request))
+                samples.append(self.tokenize_request(index, request))
             except Exception as exc:
                 outcomes[index] = ClassificationFailure.from_exception(exc)
         for group in (
@@ -130,7 +139,7 @@ class LlamaGuardClassifier:
             raise RuntimeError("a request got no outcome")  # a bug here, not a bad sample
         return done
 
-    def encode(self, index: int, request: ClassificationRequest) -> EncodedSample:
+    def tokenize_request(self, index: int, request: ClassificationRequest) -> TokenizedSample:
         """Validate one request and tokenize it (prompt + ``\\n\\n``); MalformedRequest if bad."""
         prompt = request.prompt
         if prompt.format is not self.prompt_format:
@@ -151,7 +160,7 @@ class LlamaGuardClassifier:
                 )
             except ValueError as exc:
                 raise MalformedRequest(str(exc)) from exc
-        ids = self._prompt_tokenizer.encode(prompt.segments)
+        ids = self._prompt_tokenizer.tokenize(prompt.segments)
         ids.append(token_ids.DOUBLE_NEWLINE)
         image_positions = [i for i, token in enumerate(ids) if token == token_ids.IMAGE]
         expected = 1 if request.image is not None else 0
@@ -159,7 +168,7 @@ class LlamaGuardClassifier:
             raise MalformedRequest(
                 f"the prompt holds {len(image_positions)} <|image|> tokens, expected {expected}"
             )
-        return EncodedSample(
+        return TokenizedSample(
             index=index,
             input_ids=tuple(ids),
             image=request.image,
@@ -167,7 +176,9 @@ class LlamaGuardClassifier:
             category_keys=prompt.category_keys,
         )
 
-    def _run_resilient(self, chunk: Sequence[EncodedSample]) -> list[tuple[EncodedSample, Outcome]]:
+    def _run_resilient(
+        self, chunk: Sequence[TokenizedSample]
+    ) -> list[tuple[TokenizedSample, Outcome]]:
         try:
             return list(zip(chunk, self._score_batch(chunk), strict=True))
         except torch.OutOfMemoryError as exc:
@@ -190,7 +201,7 @@ class LlamaGuardClassifier:
             )
             return [pair for sample in chunk for pair in self._run_resilient([sample])]
 
-    def _score_batch(self, chunk: Sequence[EncodedSample]) -> list[Outcome]:
+    def _score_batch(self, chunk: Sequence[TokenizedSample]) -> list[Outcome]:
         batch = build_batch(chunk, pad_id=token_ids.PAD, device=self._device, pixels=False)
         with torch.inference_mode():
             kwargs: dict[str, Any] = batch.model_kwargs()
@@ -200,6 +211,7 @@ class LlamaGuardClassifier:
             output = self._model(**kwargs, use_cache=True, logits_to_keep=1)
             pair = output.logits[:, -1, [token_ids.SAFE, token_ids.UNSAFE]].float().cpu().tolist()
             scores = [unsafe_probability(safe, unsafe) for safe, unsafe in pair]
+            numbers = self._category_logits(batch, output.past_key_values)
             unsafe_rows = [row for row, score in enumerate(scores) if score >= self.threshold]
             decoded = self._decode_categories(batch, output.past_key_values, unsafe_rows)
         outcomes: list[Outcome] = []
@@ -214,9 +226,26 @@ class LlamaGuardClassifier:
                     safe_logit=safe_logit,
                     unsafe_logit=unsafe_logit,
                     raw_output=raw,
+                    category_scores=category_scores(scores[row], numbers[row], sample.category_keys)
+                    if numbers
+                    else (),
                 )
             )
         return outcomes
+
+    def _category_logits(self, batch: ModelBatch, cache: Any) -> list[dict[str, float]]:
+        """Per row, each key's number-token logit after ``unsafe \\n S`` (empty when off).
+
+        The cache comes back holding the prefill only."""
+        if not self.score_categories:
+            return []
+        logits = forced_step_logits(
+            self._model, batch, cache, token_ids.CATEGORY_PREFIX, self._category_ids
+        )
+        return [
+            dict(zip(self._category_keys, row, strict=True))
+            for row in logits.float().cpu().tolist()
+        ]
 
     def vision_states(self, images: Sequence[PreparedImage]) -> torch.Tensor:
         """``cross_attention_states`` for one image per row: (rows × max_tiles, patches, hidden).
@@ -291,8 +320,8 @@ class LlamaGuardClassifier:
 
 
 def _chunks(
-    samples: Sequence[EncodedSample], size: int | None
-) -> Iterator[Sequence[EncodedSample]]:
+    samples: Sequence[TokenizedSample], size: int | None
+) -> Iterator[Sequence[TokenizedSample]]:
     if not samples:
         return
     step = size or len(samples)

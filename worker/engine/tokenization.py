@@ -4,10 +4,10 @@ Hugging Face tokenizers turn ``<|eot_id|>`` written inside user text into the re
 special token, so a user could close the turn early and write the model's answer.
 Here only trusted template text can produce special tokens: trusted segments are
 split at special-token strings, everything else (untrusted text included) is
-encoded by a copy of the tokenizer with ``encode_special_tokens`` on, which treats
+tokenized by a copy of the tokenizer with ``encode_special_tokens`` on, which treats
 special-token strings as plain text (``<|eot_id|>`` -> ``<``, ``|``, ``eot``, ...).
 
-Text between two special tokens is encoded as one run, exactly as the tokenizer
+Text between two special tokens is tokenized as one run, exactly as the tokenizer
 itself does for the whole prompt, so benign prompts get the same ids the model-card
 usage gets (tests compare with ``MllamaProcessor``).
 """
@@ -36,7 +36,7 @@ class PromptTokenizer:
         alternatives = "|".join(re.escape(t) for t in sorted(self._added, key=len, reverse=True))
         self._split = re.compile(f"({alternatives})")
 
-    def encode(self, segments: Sequence[PromptSegment]) -> list[int]:
+    def tokenize(self, segments: Sequence[PromptSegment]) -> list[int]:
         pieces: list[str | int] = []
         for segment in segments:
             parts = self._split.split(segment.text) if segment.trusted else [segment.text]
@@ -49,18 +49,18 @@ class PromptTokenizer:
                     else:
                         pieces.append(part)
         runs = [piece for piece in pieces if isinstance(piece, str)]
-        encoded = iter(self._plain.encode_batch(runs, add_special_tokens=False))
+        tokenized = iter(self._plain.encode_batch(runs, add_special_tokens=False))
         ids: list[int] = []
         for piece in pieces:
             if isinstance(piece, int):
                 ids.append(piece)
                 continue
-            run_ids = next(encoded).ids
+            run_ids = next(tokenized).ids
             if self.special_ids.intersection(run_ids):
                 raise MalformedRequest("plain text produced a special token id")  # defensive
             ids.extend(run_ids)
         return ids
 
-    def encode_plain(self, text: str) -> list[int]:
+    def tokenize_plain(self, text: str) -> list[int]:
         """Ids of ``text`` with every special-token string treated as ordinary text."""
         return list(self._plain.encode(text, add_special_tokens=False).ids)

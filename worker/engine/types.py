@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from worker.engine.lru import CacheObserver
 from worker.images.types import PreparedImage
 from worker.prompt.types import Prompt
 
@@ -74,4 +75,9 @@ class Classifier(Protocol):
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         """One outcome per request, in request order; never raises for one bad request."""
+        ...
+
+    def set_cache_observer(self, observer: CacheObserver | None) -> None:
+        """Report each cache lookup as ``(cache name, hit)``; a classifier without caches
+        ignores it. The worker passes a callback that counts them in its metrics."""
         ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from worker.engine.cache import CacheObserver, LruCache
+from worker.engine.lru import CacheObserver, LruCache
 from worker.engine.types import (
     ClassificationRequest,
     ClassificationResult,
@@ -49,9 +49,7 @@ class CachingClassifier:
     def set_cache_observer(self, observer: CacheObserver | None) -> None:
         """``("verdict", hit)`` per request; passed on to the inner classifier's caches."""
         self._observer = observer
-        attach = getattr(self.inner, "set_cache_observer", None)
-        if attach is not None:
-            attach(observer)
+        self.inner.set_cache_observer(observer)
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:
         info = self.inner.model_info
