@@ -1,0 +1,191 @@
+"""The one module that calls the worker's own code: model loading, the image stage and
+the stage functions (decode → fetch → classify), called as ``guardstream run`` calls
+them, so an evaluation measures exactly what the worker would publish.
+
+Everything the evaluation needs from ``worker.pipeline`` / ``worker.stages`` goes
+through here, so when those modules move only this file follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+
+from schemas.conversation import EventLimits, ImageContent
+from schemas.dead_letter import ErrorStage
+from schemas.verdict import ModelInfo, SourcePosition
+from worker.config import Settings
+from worker.evaluation.batching import micro_batches
+from worker.evaluation.images import DirectoryObjects
+from worker.evaluation.types import DeadLetteredEvent, LabelledLine, ScoredEvent
+from worker.images.decode import ImageLimits
+from worker.images.fetcher import ImageFetcher, ObjectGetter, RetryPolicy, make_s3_client
+from worker.images.types import PreparedImage
+from worker.images.uri import BucketAllowlist
+from worker.metrics import Metrics
+from worker.pipeline import ImagePreparer, Models
+from worker.pipeline import load_models as _load_models
+from worker.stages import classify_batch, decode_event, prepare_event
+from worker.verdicts import build_verdict
+from worker.work import ClassifiedEvent, DecodedEvent, Failure, PreparedEvent, Work
+
+# Verdicts of an evaluation name this as their source; the offset is the line number.
+SOURCE_TOPIC = "guardstream-eval"
+
+PrepareImage = Callable[[ImageContent], PreparedImage]
+
+
+def load_models(settings: Settings) -> Models:
+    """The worker's model loading: the same classifiers, caches and thresholds."""
+    return _load_models(settings)
+
+
+def image_objects(settings: Settings, images_dir: Path | None) -> ObjectGetter:
+    """Where image bytes come from: ``images_dir`` (offline), else S3 as the worker reads it."""
+    if images_dir is not None:
+        return DirectoryObjects(images_dir)
+    return make_s3_client(
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        max_pool_connections=settings.fetch_concurrency,
+    )
+
+
+def image_stage(settings: Settings, models: Models, objects: ObjectGetter) -> PrepareImage:
+    """The worker's fetcher (allowlist, limits, retry budget) and image preparation."""
+    fetcher = ImageFetcher(
+        objects,
+        BucketAllowlist(settings.allowed_buckets),
+        ImageLimits(
+            max_bytes=settings.image_max_bytes,
+            max_pixels=settings.image_max_pixels,
+            allowed_formats=settings.image_formats,
+        ),
+        RetryPolicy(
+            max_attempts=settings.fetch_max_attempts, max_seconds=settings.fetch_max_seconds
+        ),
+    )
+    return ImagePreparer(fetcher, models.tiling, Metrics(), draft=settings.image_draft_decode)
+
+
+class EventRunner:
+    """Labelled lines → one ``ScoredEvent`` or ``DeadLetteredEvent`` each, in input order.
+
+    Lines are taken ``MAX_IN_FLIGHT`` at a time: decoded, their images fetched on
+    ``FETCH_CONCURRENCY`` threads, then classified in micro-batches cut by
+    ``MAX_BATCH_SIZE`` and ``MAX_BATCH_TILES`` as the worker cuts them, so batching and
+    the caches are exercised as in production.
+    """
+
+    def __init__(self, settings: Settings, models: Models, prepare_image: PrepareImage) -> None:
+        self._settings = settings
+        self._models = models
+        self._prepare_image = prepare_image
+        self._limits = EventLimits(
+            max_messages=settings.max_messages,
+            max_text_chars=settings.max_text_chars,
+            max_total_text_chars=settings.max_total_text_chars,
+            max_images=settings.max_images,
+        )
+        self._vision_info = _model_info(models)
+        self._text_info = _model_info(models, text=True) if models.text is not None else None
+
+    def run(
+        self, lines: Iterable[LabelledLine], on_done: Callable[[int], None] | None = None
+    ) -> Iterator[ScoredEvent | DeadLetteredEvent]:
+        """``on_done(n)`` is called as each group of ``n`` events is finished."""
+        settings = self._settings
+        chunk_size = max(settings.max_in_flight, settings.max_batch_size)
+        source = iter(lines)
+        with ThreadPoolExecutor(
+            max_workers=settings.fetch_concurrency, thread_name_prefix="guardstream-eval-fetch"
+        ) as pool:
+            while chunk := list(islice(source, chunk_size)):
+                yield from self._run_chunk(chunk, pool, on_done or (lambda _n: None))
+
+    def _run_chunk(
+        self, chunk: list[LabelledLine], pool: ThreadPoolExecutor, on_done: Callable[[int], None]
+    ) -> Iterator[ScoredEvent | DeadLetteredEvent]:
+        decoded: list[Work] = [
+            decode_event(
+                line.value,
+                limits=self._limits,
+                text_model=self._models.text is not None,
+                text_format=self._models.text_format,
+            )
+            for line in chunk
+        ]
+        fetches = {
+            index: pool.submit(prepare_event, work, self._prepare_image)
+            for index, work in enumerate(decoded)
+            if isinstance(work, DecodedEvent) and any(p.image is not None for p in work.prompts)
+        }
+        work: list[Work] = [
+            fetches[index].result()
+            if index in fetches
+            else prepare_event(item, self._prepare_image)
+            if isinstance(item, DecodedEvent)
+            else item
+            for index, item in enumerate(decoded)
+        ]
+        ready = [
+            (index, item) for index, item in enumerate(work) if isinstance(item, PreparedEvent)
+        ]
+        on_done(len(chunk) - len(ready))
+        for batch in micro_batches(
+            ready,
+            max_size=self._settings.max_batch_size,
+            cost=lambda entry: entry[1].tiles,
+            max_cost=self._settings.max_batch_tiles,
+        ):
+            results = classify_batch(
+                [item for _, item in batch], self._models.vision, self._models.text
+            )
+            for (index, _), result in zip(batch, results, strict=True):
+                work[index] = result
+            on_done(len(batch))
+        for line, item in zip(chunk, work, strict=True):
+            yield self._record(line, item)
+
+    def _record(self, line: LabelledLine, work: Work) -> ScoredEvent | DeadLetteredEvent:
+        if isinstance(work, ClassifiedEvent):
+            uses_text_model = self._text_info is not None and all(
+                request.image is None for request in work.prepared.requests
+            )
+            verdict = build_verdict(
+                work,
+                source=SourcePosition(topic=SOURCE_TOPIC, partition=0, offset=line.line),
+                model=self._text_info if uses_text_model and self._text_info else self._vision_info,
+                worker_id=self._settings.worker_id,
+                latency_ms=0.0,
+            )
+            return ScoredEvent(
+                line=line.line,
+                event_id=verdict.event_id,
+                label=line.label,
+                unsafe_score=verdict.unsafe_score,
+                predicted_unsafe=verdict.verdict == "unsafe",
+                categories=tuple(verdict.categories),
+                category_scores={},  # verdicts carry no per-category scores yet
+                action=None,  # no policy profiles yet
+            )
+        failure = (
+            work
+            if isinstance(work, Failure)
+            else Failure(ErrorStage.CLASSIFY, "InternalError", f"unfinished {type(work).__name__}")
+        )
+        return DeadLetteredEvent(
+            line=line.line,
+            event_id=failure.event.event_id if failure.event is not None else None,
+            stage=failure.stage.value,
+            error_class=failure.error_class,
+            message=failure.message,
+        )
+
+
+def _model_info(models: Models, *, text: bool = False) -> ModelInfo:
+    classifier = models.text if text and models.text is not None else models.vision
+    info = classifier.model_info
+    return ModelInfo(id=info.id, revision=info.revision)
