@@ -2,7 +2,8 @@
 
 Uploads generated images to S3, produces ~20 sample conversations (text-only, images,
 several images, custom policies, broken ones), runs the worker until every sample is
-accounted for, and prints one row per event: its verdict, or its dead-letter stage.
+accounted for, and prints one row per event: its verdict, or its dead-letter stage; then
+runs `guardstream eval` on the labelled example set (examples/eval).
 """
 
 from __future__ import annotations
@@ -313,4 +314,7 @@ def run(args: argparse.Namespace) -> int:
             "Run with real weights: ./scripts/demo --model meta-llama/Llama-Guard-3-11B-Vision "
             "(or a local path)."
         )
-    return 0 if missing == 0 else 1
+    from worker.commands.eval import run_examples
+
+    evaluated = run_examples(base.model_copy(update={"model": model}), tiny=tiny)  # issue 13
+    return 0 if missing == 0 and evaluated == 0 else 1

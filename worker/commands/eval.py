@@ -31,6 +31,8 @@ TINY_NOTE = (
     "this is a tiny RANDOM-weight test model: its scores, and so every figure here, "
     "carry no meaning. Evaluate real weights with --model meta-llama/Llama-Guard-3-11B-Vision."
 )
+# The example set, in a clone of the repository (the wheel does not ship it).
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "eval"
 # The test models of ``guardstream tiny-model`` have a 64-wide text stack; real ones ≥ 2048.
 _TINY_HIDDEN_SIZE = 256
 
@@ -165,6 +167,22 @@ def evaluate(
     print(format_text(summary), file=stdout)
     print(f"\nwrote {out}/: {' '.join(OUTPUT_FILES)}", file=stdout, flush=True)
     return 0 if records else 1
+
+
+def run_examples(settings: Settings, *, tiny: bool) -> int:
+    """The demo's last step: ``guardstream eval`` on ``examples/eval`` (offline images)."""
+    labelled = EXAMPLES_DIR / "labelled.jsonl"
+    if not labelled.is_file():
+        print(f"==> no example set at {EXAMPLES_DIR}: evaluation skipped", file=sys.stderr)
+        return 0
+    out = Path(".demo") / f"eval-{datetime.now():%Y%m%d-%H%M%S}"
+    images = EXAMPLES_DIR / "images"
+    print(
+        f"\n==> guardstream eval --input {labelled} --images-dir {images} --out {out}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return evaluate(settings, labelled, out, images_dir=images, note=TINY_NOTE if tiny else None)
 
 
 def looks_tiny(model: str) -> bool:
