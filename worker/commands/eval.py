@@ -64,6 +64,12 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="output directory (default ./eval-<timestamp>)"
     )
+    parser.add_argument(
+        "--tenant",
+        metavar="ID",
+        help="with --policy-file: judge every event by this tenant's profile (default: each "
+        "event's own tenant_id)",
+    )
     add_settings_flags(parser)
     parser.set_defaults(handler=run)
 
@@ -77,7 +83,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = args.out or Path(f"eval-{datetime.now():%Y%m%d-%H%M%S}")
     return evaluate(
-        settings, args.input, out, images_dir=args.images_dir, target_fpr=args.target_fpr
+        settings,
+        args.input,
+        out,
+        images_dir=args.images_dir,
+        target_fpr=args.target_fpr,
+        tenant=args.tenant,
     )
 
 
@@ -88,6 +99,7 @@ def evaluate(
     *,
     images_dir: Path | None = None,
     target_fpr: float = 0.05,
+    tenant: str | None = None,
     note: str | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -133,8 +145,23 @@ def evaluate(
         models = load_models(settings)
     except Exception as exc:
         return fail(f"cannot load the model: {exc}", 1)
+    from worker.evaluation.run import tenant_policy
+    from worker.policy import PolicyFileError, PolicySet, load_policy_file
+
+    policy: PolicySet | None = None
+    if settings.policy_file is not None:
+        try:
+            policy = load_policy_file(
+                settings.policy_file, unsafe_threshold=settings.unsafe_threshold
+            )
+            if tenant is not None:
+                policy = tenant_policy(policy, tenant)
+        except (PolicyFileError, ValueError) as exc:
+            return fail(f"bad policy: {exc}", 2)
+    elif tenant is not None:
+        return fail("--tenant needs --policy-file", 2)
     objects = image_objects(settings, images_dir)
-    runner = EventRunner(settings, models, image_stage(settings, models, objects))
+    runner = EventRunner(settings, models, image_stage(settings, models, objects), policy)
 
     print(f"==> scoring {len(labelled)} events", file=stderr, flush=True)
     progress = Progress(len(labelled), stderr)

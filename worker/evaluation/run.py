@@ -17,19 +17,18 @@ from schemas.conversation import EventLimits, ImageContent
 from schemas.dead_letter import ErrorStage
 from schemas.verdict import ModelInfo, SourcePosition
 from worker.config import Settings
+from worker.engine.models import Models
 from worker.evaluation.batching import micro_batches
 from worker.evaluation.images import DirectoryObjects
 from worker.evaluation.types import DeadLetteredEvent, LabelledLine, ScoredEvent
-from worker.images.decode import ImageLimits
-from worker.images.fetcher import ImageFetcher, ObjectGetter, RetryPolicy, make_s3_client
+from worker.images.fetcher import ObjectGetter, make_s3_client
 from worker.images.types import PreparedImage
-from worker.images.uri import BucketAllowlist
 from worker.metrics import Metrics
-from worker.pipeline import ImagePreparer, Models
+from worker.pipeline import image_loader
 from worker.pipeline import load_models as _load_models
-from worker.stages import classify_batch, decode_event, prepare_event
-from worker.verdicts import build_verdict
-from worker.work import ClassifiedEvent, DecodedEvent, Failure, PreparedEvent, Work
+from worker.policy import PolicySet
+from worker.stages import build_verdict, classify_batch, decide_event, decode_event, fetch_images
+from worker.work import ClassifiedEvent, DecodedEvent, Failure, FetchedEvent, Work
 
 # Verdicts of an evaluation name this as their source; the offset is the line number.
 SOURCE_TOPIC = "guardstream-eval"
@@ -54,20 +53,16 @@ def image_objects(settings: Settings, images_dir: Path | None) -> ObjectGetter:
 
 
 def image_stage(settings: Settings, models: Models, objects: ObjectGetter) -> PrepareImage:
-    """The worker's fetcher (allowlist, limits, retry budget) and image preparation."""
-    fetcher = ImageFetcher(
-        objects,
-        BucketAllowlist(settings.allowed_buckets),
-        ImageLimits(
-            max_bytes=settings.image_max_bytes,
-            max_pixels=settings.image_max_pixels,
-            allowed_formats=settings.image_formats,
-        ),
-        RetryPolicy(
-            max_attempts=settings.fetch_max_attempts, max_seconds=settings.fetch_max_seconds
-        ),
-    )
-    return ImagePreparer(fetcher, models.tiling, Metrics(), draft=settings.image_draft_decode)
+    """The worker's image loader (allowlist, limits, retry budget, tiling)."""
+    return image_loader(settings, objects, models.tiling, Metrics())
+
+
+def tenant_policy(policy: PolicySet, tenant: str) -> PolicySet:
+    """``--tenant``: every event judged by that tenant's profile, whatever its tenant_id."""
+    profile = policy.tenants.get(tenant)
+    if profile is None:
+        raise ValueError(f"the policy file has no [tenants.{tenant}] table")
+    return PolicySet(defaults=profile, source=policy.source, digest=policy.digest)
 
 
 class EventRunner:
@@ -79,9 +74,17 @@ class EventRunner:
     the caches are exercised as in production.
     """
 
-    def __init__(self, settings: Settings, models: Models, prepare_image: PrepareImage) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        models: Models,
+        prepare_image: PrepareImage,
+        policy: PolicySet | None = None,
+    ) -> None:
+        """``policy``: tenant profiles; events then get an ``action`` (None: no actions)."""
         self._settings = settings
         self._models = models
+        self._policy = policy
         self._prepare_image = prepare_image
         self._limits = EventLimits(
             max_messages=settings.max_messages,
@@ -114,25 +117,24 @@ class EventRunner:
                 limits=self._limits,
                 text_model=self._models.text is not None,
                 text_format=self._models.text_format,
+                policy=self._policy,
             )
             for line in chunk
         ]
         fetches = {
-            index: pool.submit(prepare_event, work, self._prepare_image)
+            index: pool.submit(fetch_images, work, self._prepare_image)
             for index, work in enumerate(decoded)
             if isinstance(work, DecodedEvent) and any(p.image is not None for p in work.prompts)
         }
         work: list[Work] = [
             fetches[index].result()
             if index in fetches
-            else prepare_event(item, self._prepare_image)
+            else fetch_images(item, self._prepare_image)
             if isinstance(item, DecodedEvent)
             else item
             for index, item in enumerate(decoded)
         ]
-        ready = [
-            (index, item) for index, item in enumerate(work) if isinstance(item, PreparedEvent)
-        ]
+        ready = [(index, item) for index, item in enumerate(work) if isinstance(item, FetchedEvent)]
         on_done(len(chunk) - len(ready))
         for batch in micro_batches(
             ready,
@@ -152,10 +154,10 @@ class EventRunner:
     def _record(self, line: LabelledLine, work: Work) -> ScoredEvent | DeadLetteredEvent:
         if isinstance(work, ClassifiedEvent):
             uses_text_model = self._text_info is not None and all(
-                request.image is None for request in work.prepared.requests
+                request.image is None for request in work.fetched.requests
             )
             verdict = build_verdict(
-                work,
+                decide_event(work),
                 source=SourcePosition(topic=SOURCE_TOPIC, partition=0, offset=line.line),
                 model=self._text_info if uses_text_model and self._text_info else self._vision_info,
                 worker_id=self._settings.worker_id,
@@ -168,8 +170,8 @@ class EventRunner:
                 unsafe_score=verdict.unsafe_score,
                 predicted_unsafe=verdict.verdict == "unsafe",
                 categories=tuple(verdict.categories),
-                category_scores={},  # verdicts carry no per-category scores yet
-                action=None,  # no policy profiles yet
+                category_scores=dict(verdict.category_scores),
+                action=verdict.action if self._policy is not None else None,
             )
         failure = (
             work

@@ -88,10 +88,28 @@ def summarize(evaluation: Evaluation) -> dict[str, Any]:
         else f"{MAX_GRID_POINTS} evenly spaced points",
         "skipped": [asdict(s) for s in evaluation.skipped],
         "dead_letters": [asdict(d) for d in evaluation.dead_letters],
+        "actions": action_mix(records),
         "seconds": round(evaluation.seconds, 3),
         "events_per_second": round(len(records) / evaluation.seconds, 2)
         if evaluation.seconds > 0
         else None,
+    }
+
+
+def action_mix(records: Sequence[Any]) -> dict[str, Any] | None:
+    """With a policy: the actions by label, and the share a review band sends to people."""
+    judged = [r for r in records if r.action is not None]
+    if not judged:
+        return None
+    by_label: dict[str, Counter[str]] = {"unsafe": Counter(), "safe": Counter()}
+    for record in judged:
+        by_label["unsafe" if record.label.unsafe else "safe"][record.action] += 1
+    return {
+        "by_label": {
+            label: {action: counts.get(action, 0) for action in ("allow", "review", "block")}
+            for label, counts in by_label.items()
+        },
+        "review_share": round(sum(r.action == "review" for r in judged) / len(judged), 4),
     }
 
 
@@ -136,6 +154,14 @@ def format_text(summary: Mapping[str, Any], *, listed: int = 10) -> str:
             f"(categories: {summary['category_events']} events; "
             f"{summary['category_events_excluded']} labelled unsafe without categories left out)"
         )
+    mix = summary.get("actions")
+    if mix:
+        for label, counts in mix["by_label"].items():
+            lines.append(
+                f"actions, labelled {label}: "
+                + ", ".join(f"{action} {n}" for action, n in counts.items())
+            )
+        lines.append(f"review share (band): {mix['review_share']:.1%}")
     (tn, fp), (fn, tp) = summary["confusion_matrix"]["matrix"]
     lines += [
         "",
