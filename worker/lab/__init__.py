@@ -29,7 +29,7 @@ from worker.lab.events import (
 from worker.lab.images import IMAGE_SIZES, PhotoMaker, noise_png, png_bytes
 from worker.lab.models import cached_tiny_model
 from worker.lab.outputs import Outputs, metric_total
-from worker.lab.running import WorkerThread, running_worker, start_worker
+from worker.lab.running import WorkerThread, running_worker, start_worker, wait_for
 from worker.lab.samples import sample_images, sample_records
 from worker.lab.sandbox import Lab, TopicSet
 
@@ -58,4 +58,5 @@ __all__ = [
     "start_worker",
     "text_item",
     "user",
+    "wait_for",
 ]

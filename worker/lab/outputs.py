@@ -118,6 +118,43 @@ def read_outputs(
     return outputs
 
 
+def read_to_end(
+    kafka: dict[str, Any],
+    topic: str,
+    *,
+    isolation_level: str = "read_uncommitted",
+    timeout_s: float = 60.0,
+) -> list[Any]:
+    """Every record of ``topic`` (all its partitions) from the beginning up to the end
+    offsets as of now (the last stable ones under ``read_committed``)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        **kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+        group_id=None,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        tps = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})
+        ]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end")
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
 def count_records(kafka: dict[str, Any], topics: list[str]) -> int:
     """Records written so far to ``topics`` (sum of log-end offsets)."""
     from kafka import KafkaConsumer, TopicPartition

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from worker.clients import WorkerClients
     from worker.config import Settings
+    from worker.engine.models import Models
     from worker.health import HealthState
     from worker.metrics import Metrics
-    from worker.pipeline import Models, Worker
+    from worker.pipeline import Worker
 
 
 class WorkerThread:
@@ -76,3 +78,13 @@ def running_worker(
         yield thread.worker
     finally:
         thread.stop(join_timeout_s)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Poll ``condition`` every 0.1 s until it holds (True) or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()

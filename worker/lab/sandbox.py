@@ -3,7 +3,7 @@ run or demo, and the worker settings that point at them.
 
 ``Lab(settings)`` takes the connection settings (``GUARDSTREAM_*``: bootstrap servers,
 security, S3 endpoint) and names everything it creates after ``name``. Its own topic
-set is ``<name>.in``, ``.out`` and ``.dlq`` with group ``<name>-group`` (``create``
+set is ``<name>.in``, ``.out``, ``.review`` and ``.dlq`` with group ``<name>-group`` (``create``
 makes it); a benchmark that compares two runs asks for more with ``topic_set(label)``.
 Nothing is deleted unless ``close`` is called.
 """
@@ -17,7 +17,14 @@ from typing import Any
 
 from worker.config import Settings
 from worker.lab.events import encode_event, record_key
-from worker.lab.outputs import Outputs, count_records, output_consumer, read_outputs, read_values
+from worker.lab.outputs import (
+    Outputs,
+    count_records,
+    output_consumer,
+    read_outputs,
+    read_to_end,
+    read_values,
+)
 
 Headers = Sequence[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None]
@@ -34,7 +41,7 @@ BULK_PRODUCER = {
 
 @dataclass(frozen=True)
 class TopicSet:
-    """One worker's input, output and dead-letter topics, and its consumer group."""
+    """One worker's input, output, review and dead-letter topics, and its consumer group."""
 
     name: str
     partitions: int = 1
@@ -48,6 +55,10 @@ class TopicSet:
         return f"{self.name}.out"
 
     @property
+    def review(self) -> str:
+        return f"{self.name}.review"
+
+    @property
     def dlq(self) -> str:
         return f"{self.name}.dlq"
 
@@ -56,8 +67,8 @@ class TopicSet:
         return f"{self.name}-group"
 
     @property
-    def names(self) -> tuple[str, str, str]:
-        return (self.input, self.output, self.dlq)
+    def names(self) -> tuple[str, str, str, str]:
+        return (self.input, self.output, self.review, self.dlq)
 
 
 class Lab:
@@ -108,6 +119,10 @@ class Lab:
     @property
     def dlq_topic(self) -> str:
         return self.topics.dlq
+
+    @property
+    def review_topic(self) -> str:
+        return self.topics.review
 
     def kafka(self) -> dict[str, Any]:
         """kafka-python kwargs for the lab's own clients (security included)."""
@@ -240,6 +255,7 @@ class Lab:
             "s3_endpoint_url": self.settings.s3_endpoint_url,
             "input_topic": topics.input,
             "output_topic": topics.output,
+            "review_topic": topics.review,
             "dlq_topic": topics.dlq,
             "group_id": topics.group,
             "metrics_port": 0,
@@ -280,6 +296,14 @@ class Lab:
             timeout_s,
             isolation_level=isolation_level,
             on_poll=on_poll,
+        )
+
+    def read_to_end(
+        self, topic: str, *, isolation_level: str = "read_uncommitted", timeout_s: float = 60.0
+    ) -> list[Any]:
+        """Every record of ``topic`` (all partitions) up to its current end."""
+        return read_to_end(
+            self.kafka(), topic, isolation_level=isolation_level, timeout_s=timeout_s
         )
 
     def count_records(self, topics: Sequence[str]) -> int:
