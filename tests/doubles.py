@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -9,24 +10,28 @@ from worker.engine.models import Models
 from worker.engine.types import ClassificationRequest, ClassificationResult, ModelInfo, Outcome
 from worker.images.types import TilingSpec
 
-SAFE = ClassificationResult(
-    unsafe_score=0.01,
-    unsafe=False,
-    categories=(),
-    safe_logit=2.3,
-    unsafe_logit=-2.3,
-    raw_output=None,
-)
+
+def scored(unsafe_score: float, categories: tuple[str, ...] = ()) -> ClassificationResult:
+    """The result a model with this P(unsafe) gives (threshold 0.5; logits to match)."""
+    logit = math.log(unsafe_score / (1 - unsafe_score))
+    return ClassificationResult(
+        unsafe_score=unsafe_score,
+        unsafe=unsafe_score >= 0.5,
+        categories=categories,
+        safe_logit=0.0,
+        unsafe_logit=logit,
+        raw_output="unsafe\n" + ",".join(categories) if unsafe_score >= 0.5 else None,
+    )
 
 
 class StubClassifier:
-    """Implements ``Classifier``: answers every request with ``outcome`` at once, and
-    keeps the requests it saw (one list per ``classify`` call)."""
+    """Implements ``Classifier``: answers every request with ``outcome`` (default: safe,
+    P(unsafe) 0.01) at once, and keeps the requests it saw (a list per call)."""
 
     model_info = ModelInfo(id="test-stub", revision="none", dtype="none", device="cpu")
 
-    def __init__(self, outcome: Outcome = SAFE) -> None:
-        self.outcome = outcome
+    def __init__(self, outcome: Outcome | None = None) -> None:
+        self.outcome = outcome or scored(0.01)
         self.calls: list[list[ClassificationRequest]] = []
 
     def classify(self, requests: Sequence[ClassificationRequest]) -> list[Outcome]:

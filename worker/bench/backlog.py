@@ -16,9 +16,7 @@ from worker.bench.instant import instant_models
 from worker.bench.machine import RssSampler, machine_info, rss_bytes
 from worker.bench.overhead import text_events
 from worker.bench.report import progress
-from worker.bench.timed import BENCH_WORKER, run_worker
-from worker.config import Settings
-from worker.lab import Lab
+from worker.bench.timed import bench_lab, run_worker
 
 NAME = "backlog"
 HELP = "RSS over time and events/s while the Worker drains a large backlog"
@@ -31,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    lab = Lab(Settings(), defaults=BENCH_WORKER, on_cleanup_error=progress)
+    lab = bench_lab()
     try:
         topics = lab.topic_set("backlog")
         progress(f"producing {args.events} events to {topics.input}")

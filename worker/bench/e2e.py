@@ -24,15 +24,13 @@ from typing import Any
 
 from worker.bench.machine import machine_info, phase
 from worker.bench.report import latency_summary, progress, ratio
-from worker.bench.timed import BENCH_WORKER, run_worker
-from worker.config import Settings
+from worker.bench.timed import add_model_argument, bench_lab, heavy_model, run_worker
 from worker.lab import (
     IMAGE_SIZES,
     TEXTS,
     Lab,
     PhotoMaker,
     TopicSet,
-    cached_tiny_model,
     conversation,
     metric_total,
 )
@@ -43,9 +41,7 @@ HELP = "Kafka + S3 + tiny vision-heavy model on CPU: Worker vs a naive sequentia
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=16, help="events with images (default 16)")
-    parser.add_argument(
-        "--model", default=None, help="model directory (default: the tiny vision-heavy model)"
-    )
+    add_model_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,8 +49,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.engine.reference import ReferenceClassifier
     from worker.pipeline import load_models
 
-    model = args.model or str(cached_tiny_model(vision_heavy=True, on_build=_building))
-    lab = Lab(Settings(), defaults=BENCH_WORKER, on_cleanup_error=progress)
+    model = heavy_model(args.model)
+    lab = bench_lab()
     try:
         progress(f"uploading {args.events} distinct JPEGs to S3")
         uris = lab.put_images(PhotoMaker().photos(args.events), "image/jpeg")
@@ -129,10 +125,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "phases": {"guardstream": worker_phase, "baseline": loop_phase},
         "machine": machine_info(),
     }
-
-
-def _building(path: Any) -> None:
-    progress(f"writing the tiny vision-heavy model to {path} (once, ~15 s)")
 
 
 def _processed_at(verdict: dict[str, Any]) -> float:

@@ -18,9 +18,8 @@ from typing import Any
 from worker.bench.instant import instant_models
 from worker.bench.machine import machine_info, phase
 from worker.bench.report import progress, ratio
-from worker.bench.timed import BENCH_WORKER, run_worker
-from worker.config import Settings
-from worker.lab import TEXTS, Lab, conversation
+from worker.bench.timed import bench_lab, run_worker
+from worker.lab import TEXTS, conversation
 
 NAME = "overhead"
 HELP = (
@@ -100,8 +99,8 @@ RAW_PATHS = {
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     drivers = ["kafka-python", "confluent"] if args.driver == "both" else [args.driver]
-    settings = Settings()
-    lab = Lab(settings, defaults=BENCH_WORKER, on_cleanup_error=progress)
+    lab = bench_lab()
+    settings = lab.settings
     rows: dict[str, dict[str, Any]] = {}
     phases: dict[str, Any] = {}
     try:

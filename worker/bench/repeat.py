@@ -17,9 +17,8 @@ from typing import Any
 
 from worker.bench.machine import machine_info, phase
 from worker.bench.report import progress, ratio
-from worker.bench.timed import BENCH_WORKER, run_worker
-from worker.config import Settings
-from worker.lab import TEXTS, Lab, PhotoMaker, cached_tiny_model, conversation, metric_total
+from worker.bench.timed import add_model_argument, bench_lab, heavy_model, run_worker
+from worker.lab import TEXTS, PhotoMaker, conversation, metric_total
 
 NAME = "repeat"
 HELP = "50%% of images repeat with new text: events/s with the vision cache vs without"
@@ -27,22 +26,15 @@ HELP = "50%% of images repeat with new text: events/s with the vision cache vs w
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=20, help="events, even (default 20)")
-    parser.add_argument(
-        "--model", default=None, help="model directory (default: the tiny vision-heavy model)"
-    )
+    add_model_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.pipeline import load_models
 
     distinct = max(1, args.events // 2)
-    model = args.model or str(
-        cached_tiny_model(
-            vision_heavy=True,
-            on_build=lambda path: progress(f"writing the tiny vision-heavy model to {path} (once)"),
-        )
-    )
-    lab = Lab(Settings(), defaults=BENCH_WORKER, on_cleanup_error=progress)
+    model = heavy_model(args.model)
+    lab = bench_lab()
     runs: dict[str, Any] = {}
     try:
         progress(f"uploading {distinct} distinct JPEGs")

@@ -1,19 +1,46 @@
-"""A timed Worker run: the lab's worker thread, timed from the first record consumed
-until ``expected`` records have a verdict or a dead letter."""
+"""What the Worker benchmarks share: the model they run (``--model``, default the tiny
+vision-heavy one) and a timed Worker run (the lab's worker thread, timed from the first
+record consumed until ``expected`` records have a verdict or a dead letter)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.bench.report import progress
 from worker.config import Settings
-from worker.lab import metric_total, start_worker
+from worker.lab import Lab, cached_tiny_model, metric_total, start_worker
 
-#: What every benchmark's ``Lab`` sets on its workers (``Lab(..., defaults=BENCH_WORKER)``).
-BENCH_WORKER = {"worker_id": "bench"}
+
+def bench_lab() -> Lab:
+    """A lab on the services ``GUARDSTREAM_*`` names (``eval "$(scripts/services env)"``);
+    its workers run with the default settings; cleanup problems are progress lines."""
+    return Lab(Settings(), defaults={"worker_id": "bench"}, on_cleanup_error=progress)
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, help="model directory (default: the tiny vision-heavy model)"
+    )
+
+
+def heavy_model(path: str | None) -> str:
+    """``path``, or the tiny vision-heavy model (real 560×560 tiles, 4 slots, patch 14),
+    written into the cache on first use."""
+    if path:
+        return path
+    return str(
+        cached_tiny_model(
+            vision_heavy=True,
+            on_build=lambda target: progress(
+                f"writing the tiny vision-heavy model to {target} (once, ~15 s)"
+            ),
+        )
+    )
 
 
 @dataclass
