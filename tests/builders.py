@@ -1,35 +1,29 @@
-"""Builders of ConversationEvents for tests (importable from every test folder)."""
+"""Builders of ConversationEvents for tests (importable from every test folder): the
+validated model, built with ``worker.lab``'s one event builder."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from schemas.conversation import ConversationEvent
+from worker.lab import assistant, conversation, image_item, user
+from worker.lab import text_item as text
+
+__all__ = ["assistant", "event", "image", "text", "user"]
 
 
 def event(messages: list[dict[str, Any]], **extra: Any) -> ConversationEvent:
     return ConversationEvent.model_validate(
-        {
-            "event_id": "e-1",
-            "conversation_id": "c-1",
-            "created_at": "2024-05-01T12:00:00Z",
-            "messages": messages,
+        conversation(
+            "e-1",
+            messages=messages,
+            conversation_id="c-1",
+            created_at="2024-05-01T12:00:00Z",
             **extra,
-        }
+        )
     )
 
 
-def text(value: str) -> dict[str, str]:
-    return {"type": "text", "text": value}
-
-
-def image(name: str) -> dict[str, str]:
-    return {"type": "image", "s3_uri": f"s3://bucket/{name}.png"}
-
-
-def user(*items: dict[str, str] | str) -> dict[str, Any]:
-    return {"role": "user", "content": [text(i) if isinstance(i, str) else i for i in items]}
-
-
-def assistant(*items: dict[str, str] | str) -> dict[str, Any]:
-    return {"role": "assistant", "content": [text(i) if isinstance(i, str) else i for i in items]}
+def image(name: str) -> dict[str, Any]:
+    """An image item at ``s3://bucket/<name>.png``."""
+    return image_item(f"s3://bucket/{name}.png")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,12 +25,43 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: talks to the real Kafka broker and S3 server")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny random Llama Guard 3 Vision model, written once per session."""
-    from worker.engine import write_tiny_model
+#: What the tests' in-process workers start from (``Lab.worker_settings``): the tiny
+#: model on CPU, short batch waits and commit intervals, a small fetch retry budget.
+TEST_WORKER: dict[str, Any] = {
+    "device": "cpu",
+    "dtype": "float32",
+    "max_batch_wait_ms": 5,
+    "commit_interval_ms": 200,
+    "fetch_max_attempts": 3,
+    "fetch_max_seconds": 10.0,
+    "session_timeout_ms": 10_000,
+}
 
-    return str(write_tiny_model(tmp_path_factory.mktemp("tiny-vision"), "vision", seed=0))
+
+@pytest.fixture(scope="session")
+def new_lab() -> Callable[..., Any]:
+    """new_lab(bootstrap, s3, name, partitions=1): a created ``worker.lab.Lab`` (private
+    topics and bucket) whose workers start from ``TEST_WORKER``."""
+    from worker.config import Settings
+    from worker.lab import Lab
+
+    def make(bootstrap: str, s3: Any, name: str, partitions: int = 1) -> Lab:
+        settings = Settings(
+            kafka_bootstrap_servers=bootstrap,
+            s3_endpoint_url=os.environ["GUARDSTREAM_S3_ENDPOINT_URL"],
+        )
+        lab = Lab(settings, name=name, partitions=partitions, s3=s3, defaults=TEST_WORKER)
+        return lab.create()
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> str:
+    """A tiny random Llama Guard 3 Vision model, from the shared cache (written once)."""
+    from worker.lab import cached_tiny_model
+
+    return str(cached_tiny_model("vision"))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from worker.bench import BENCHMARKS, load
-from worker.bench.common import emit, percentile
+from worker.bench.report import emit, percentile
 from worker.cli import build_parser
 
 MACHINE_KEYS = {"date", "cpu", "cores", "torch", "transformers"}

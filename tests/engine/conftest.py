@@ -1,4 +1,4 @@
-"""Tiny random Llama Guard 3 models, built once per test session."""
+"""Tiny random Llama Guard 3 models, from the shared cache (``worker.lab.models``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from engine_helpers import REPORT
 
 from worker.engine.loading import LoadedModel, load_text_model, load_vision_model
-from worker.engine.tiny import write_tiny_model
+from worker.lab import cached_tiny_model
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,13 +24,13 @@ def _single_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def tiny_vision_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("tiny-vision"), "vision", seed=0)
+def tiny_vision_dir() -> Path:
+    return cached_tiny_model("vision", seed=0)
 
 
 @pytest.fixture(scope="session")
-def tiny_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("tiny-text"), "text", seed=0)
+def tiny_text_dir() -> Path:
+    return cached_tiny_model("text", seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ services other tests and people use.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 ENABLED = os.environ.get("GUARDSTREAM_FAULTS") == "1"
 
@@ -64,14 +61,11 @@ def s3() -> Any:
 
 
 @pytest.fixture
-def make_lab(kafka_bootstrap: str, s3: Any) -> Callable[..., Any]:
-    """make_lab(partitions=N): private topics and bucket (``worker_harness.Lab``)."""
-    from worker_harness import Lab
+def make_lab(new_lab: Callable[..., Any], kafka_bootstrap: str, s3: Any) -> Callable[..., Any]:
+    """make_lab(partitions=N): private topics and bucket (``worker.lab.Lab``)."""
 
-    def make(partitions: int = 1) -> Lab:
-        lab = Lab(kafka_bootstrap, s3, f"gs-fault-{uuid.uuid4().hex[:12]}", partitions=partitions)
-        lab.create()
-        return lab
+    def make(partitions: int = 1) -> Any:
+        return new_lab(kafka_bootstrap, s3, f"gs-fault-{uuid.uuid4().hex[:12]}", partitions)
 
     return make
 

@@ -2,7 +2,7 @@
 and the one summary line (plus a JSON line in ``$GUARDSTREAM_REPORT_DIR/faults.jsonl``)
 that every fault test leaves behind.
 
-Built on ``tests/integration/worker_harness.py`` (``Lab``: private topics and bucket).
+Built on ``worker.lab`` (``Lab``: private topics and bucket; its output consumer).
 Assertions are on events and counts, never on timings: every wait is "until this
 count is reached", bounded by a generous deadline that only turns a hang into a failure.
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-from worker_harness import Lab, conversation, png_bytes
 
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.review import ReviewRequest
 from schemas.verdict import VerdictEvent
+from worker.lab import Lab, Outputs, conversation, png_bytes
+from worker.lab.outputs import parse_output
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services"
@@ -104,14 +104,32 @@ class Tally:
     """Input (partition, offset) of every output record."""
     records: int = 0
 
-    def add_verdict(self, value: bytes) -> None:
-        verdict = VerdictEvent.model_validate_json(value)
+    @classmethod
+    def of(cls, outputs: Outputs) -> Tally:
+        tally = cls()
+        for verdicts in outputs.verdicts.values():
+            for verdict in verdicts:
+                tally.add_verdict(verdict)
+        for letters in outputs.dead_letters.values():
+            for headers, record in letters:
+                tally.add_dead_letter(headers, record.key, record.value)
+        return tally
+
+    def add(self, lab: Lab, record: Any) -> None:
+        parsed = parse_output(lab.topics, record)
+        if isinstance(parsed, VerdictEvent):
+            self.add_verdict(parsed)
+        else:
+            self.add_dead_letter(parsed, record.key, record.value)
+
+    def add_verdict(self, verdict: VerdictEvent) -> None:
         self.verdicts[verdict.event_id] += 1
         self.sources[(verdict.source.partition, verdict.source.offset)] += 1
         self.records += 1
 
-    def add_dead_letter(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
-        dead = DeadLetterHeaders.from_kafka_headers(list(headers))
+    def add_dead_letter(
+        self, dead: DeadLetterHeaders, key: bytes | None, value: bytes | None
+    ) -> None:
         event_id = _event_id_of(value) or f"key:{(key or b'').decode('utf-8', 'replace')}"
         self.dead_letters[event_id] += 1
         self.dead_letter_stages.setdefault(event_id, []).append(dead.stage.value)
@@ -157,29 +175,12 @@ class OutputReader:
         self.error: BaseException | None = None
 
     def _consumer(self) -> tuple[KafkaConsumer, list[TopicPartition]]:
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.lab.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            isolation_level=self.isolation_level,
-            group_id=None,
-        )
-        tps = [
-            TopicPartition(topic, p)
-            for topic in (self.lab.output_topic, self.lab.dlq_topic)
-            for p in range(self.lab.partitions)
-        ]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return consumer, tps
+        return self.lab.output_consumer(isolation_level=self.isolation_level)
 
     def _take(self, tally: Tally, batch: Mapping[TopicPartition, list[Any]]) -> None:
-        for tp, records in batch.items():
+        for records in batch.values():
             for record in records:
-                if tp.topic == self.lab.output_topic:
-                    tally.add_verdict(record.value)
-                else:
-                    tally.add_dead_letter(record.key, record.value, record.headers)
+                tally.add(self.lab, record)
 
     # Live view, for "mid-stream" triggers -----------------------------------------
 
@@ -251,23 +252,13 @@ class OutputReader:
     def read_to_end(self, timeout_s: float = 120.0) -> Tally:
         """A fresh consumer reads everything up to the end offsets (the last stable
         offsets under ``read_committed``) as of now: call it once the writers stopped."""
-        consumer, tps = self._consumer()
-        tally = Tally()
-        deadline = time.monotonic() + timeout_s
-        try:
-            ends = consumer.end_offsets(tps)
-            while any(consumer.position(tp) < ends[tp] for tp in tps):
-                if time.monotonic() > deadline:
-                    raise AssertionError("could not read the outputs to their end")
-                self._take(tally, consumer.poll(timeout_ms=500))
-        finally:
-            consumer.close()
-        return tally
+        outputs = self.lab.read_outputs(timeout_s=timeout_s, isolation_level=self.isolation_level)
+        return Tally.of(outputs)
 
 
 def lag_report(lab: Lab, group_id: str | None = None) -> dict[int, tuple[int, int]]:
     """Per input partition: (the group's committed offset, the end offset)."""
-    committed = committed_offsets(lab, group_id or f"{lab.name}-group")
+    committed = committed_offsets(lab, group_id or lab.topics.group)
     consumer = KafkaConsumer(bootstrap_servers=lab.bootstrap)
     try:
         tps = [TopicPartition(lab.input_topic, p) for p in range(lab.partitions)]
@@ -296,22 +287,16 @@ def committed_offsets(lab: Lab, group_id: str) -> dict[int, int]:
 
 def worker_env(lab: Lab, model_path: str, **settings: Any) -> dict[str, str]:
     """Environment for ``guardstream run`` on the lab's topics (``GUARDSTREAM_*``)."""
-    values: dict[str, Any] = {
-        "kafka_bootstrap_servers": lab.bootstrap,
-        "input_topic": lab.input_topic,
-        "output_topic": lab.output_topic,
-        "dlq_topic": lab.dlq_topic,
-        "group_id": f"{lab.name}-group",
-        "model": model_path,
-        "device": "cpu",
-        "dtype": "float32",
-        "max_batch_wait_ms": 5,
-        "commit_interval_ms": 100,
-        "metrics_port": 0,
-        "session_timeout_ms": 6_000,
-        "log_format": "json",
-        "s3_endpoint_url": os.environ["GUARDSTREAM_S3_ENDPOINT_URL"],
-    }
+    values: dict[str, Any] = lab.wiring()
+    values.update(
+        model=model_path,
+        device="cpu",
+        dtype="float32",
+        max_batch_wait_ms=5,
+        commit_interval_ms=100,
+        session_timeout_ms=6_000,
+        log_format="json",
+    )
     values.update(settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDSTREAM_")}
     env.update(
@@ -431,41 +416,13 @@ class WorkerProcess:
         return found
 
 
+def review_event_ids(lab: Lab) -> list[str]:
+    """The event id of every committed ReviewRequest on the lab's review topic."""
+    records = lab.read_to_end(lab.review_topic, isolation_level="read_committed")
+    return [ReviewRequest.model_validate_json(r.value).verdict.event_id for r in records]
+
+
 # --- the summary line ----------------------------------------------------------------
-
-
-def create_topic(lab: Lab, topic: str, *, partitions: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=lab.bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        admin.close()
-
-
-def review_event_ids(lab: Lab, topic: str, *, partitions: int) -> list[str]:
-    """The event id of every committed ReviewRequest on ``topic`` (``read_committed``)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=lab.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        group_id=None,
-    )
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    ends = consumer.end_offsets(tps)
-    ids: list[str] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=500).values():
-                ids.extend(
-                    ReviewRequest.model_validate_json(r.value).verdict.event_id for r in records
-                )
-    finally:
-        consumer.close()
-    return ids
 
 
 @dataclass

@@ -24,10 +24,10 @@ from fault_harness import (
     services,
     worker_env,
 )
-from worker_harness import running_worker
 
 from worker.engine.models import Models
 from worker.images.fetcher import RetryPolicy
+from worker.lab import running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,8 +52,8 @@ def test_s3_outage_within_the_retry_budget(
     # budget is set explicitly and the test checks the outage stayed inside it.
     policy = RetryPolicy(max_attempts=12, max_seconds=300.0)
     budget_s = min_retry_budget_s(policy)
-    settings = lab.settings(
-        tiny_model_path,
+    settings = lab.worker_settings(
+        model=tiny_model_path,
         fetch_max_attempts=policy.max_attempts,
         fetch_max_seconds=policy.max_seconds,
         max_batch_size=16,
@@ -106,7 +106,7 @@ def test_broker_restart_mid_stream(
     events = image_events(lab, 900)
     sent = event_ids(events)
     before, after = events[:600], events[600:]
-    settings = lab.settings(tiny_model_path, max_batch_size=16, max_batch_tiles=64)
+    settings = lab.worker_settings(model=tiny_model_path, max_batch_size=16, max_batch_tiles=64)
     lab.produce_events(before)
     reader = OutputReader(lab).start()
     try:

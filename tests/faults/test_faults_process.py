@@ -17,7 +17,6 @@ from fault_harness import (
     OutputReader,
     WorkerProcess,
     committed_offsets,
-    create_topic,
     event_ids,
     image_events,
     review_event_ids,
@@ -39,7 +38,7 @@ def test_sigterm_drains_and_commits_in_flight_work(
     events = image_events(lab, 800, prefix="d")
     sent = event_ids(events)
     lab.produce_events(events)
-    group_id = f"{lab.name}-group"
+    group_id = lab.topics.group
     # No periodic commits: whatever is committed at the end, the drain committed.
     env = worker_env(
         lab,
@@ -108,8 +107,6 @@ def test_exactly_once_across_a_hard_kill(
     lab.produce_events(events)
     # Every event also goes to review (a band over all scores): its ReviewRequest is in
     # the verdict's transaction, so it too must be there exactly once.
-    review_topic = f"{lab.name}.review"
-    create_topic(lab, review_topic, partitions=2)
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text("[defaults]\nreview_band = [0.0, 1.0]\n")
     env = worker_env(
@@ -119,7 +116,6 @@ def test_exactly_once_across_a_hard_kill(
         exactly_once=True,
         kafka_driver=kafka_driver,
         policy_file=str(policy_file),
-        review_topic=review_topic,
         **SIZES,
     )
     worker = WorkerProcess("w", env, tmp_path)
@@ -147,7 +143,7 @@ def test_exactly_once_across_a_hard_kill(
         duplicate_bound=0,
         extra={"aborted_duplicates_read_uncommitted": everything.duplicates()},
     )
-    reviewed = review_event_ids(lab, review_topic, partitions=2)
+    reviewed = review_event_ids(lab)
     report.extra["review_records"] = len(reviewed)
     report.extra["review_duplicates"] = len(reviewed) - len(set(reviewed))
     report.emit()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -227,6 +228,26 @@ def test_load_image_from_many_threads(spec: TilingSpec) -> None:
         expected = prepare_image(decode_image(data, ImageLimits()), spec, "")
         assert result.sha256 == hashlib.sha256(data).hexdigest()
         assert torch.equal(result.pixel_values, expected.pixel_values)
+
+
+def test_load_image_tells_its_observer_the_bytes_and_seconds(
+    spec: TilingSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, float]] = []
+    ticks = iter([100.0, 100.25])  # load_image's clock: its start, then its end
+    monkeypatch.setattr("worker.images.load.time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    prepared = load_image(
+        fetcher(FakeS3(PNG)), item(), spec, observer=lambda n, s: seen.append((n, s))
+    )
+    assert seen == [(len(PNG), 0.25)]
+    assert prepared.sha256 == PNG_SHA
+
+
+def test_load_image_tells_its_observer_nothing_when_it_fails(spec: TilingSpec) -> None:
+    seen: list[tuple[int, float]] = []
+    with pytest.raises(ImageError):
+        load_image(fetcher(FakeS3(b"<svg/>")), item(), spec, observer=lambda *a: seen.append(a))
+    assert seen == []
 
 
 def test_load_image_raises_image_errors_only(spec: TilingSpec) -> None:

@@ -57,14 +57,13 @@ def unique_name() -> Callable[[str], str]:
 
 @pytest.fixture
 def lab(
-    kafka_bootstrap: str, s3_client: Callable[..., Any], unique_name: Callable[[str], str]
+    new_lab: Callable[..., Any],
+    kafka_bootstrap: str,
+    s3_client: Callable[..., Any],
+    unique_name: Callable[[str], str],
 ) -> Any:
-    """Private topics (1 partition) and bucket for one test (``worker_harness.Lab``)."""
-    from worker_harness import Lab
-
-    lab = Lab(kafka_bootstrap, s3_client(), unique_name("w"))
-    lab.create()
-    return lab
+    """Private topics (1 partition) and bucket for one test (``worker.lab.Lab``)."""
+    return new_lab(kafka_bootstrap, s3_client(), unique_name("w"))
 
 
 @pytest.fixture(params=["kafka-python", "confluent"])

@@ -34,6 +34,9 @@ from images.image_builders import encode, png_claiming
 from PIL import Image
 
 from schemas.dead_letter import ErrorStage
+from worker.lab import conversation, user
+from worker.lab import image_item as image
+from worker.lab import text_item as text
 
 CANARY = "CANARY-7f3a9c-do-not-log"
 
@@ -55,25 +58,9 @@ class Case:
 
 
 def event(name: str, *content: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A valid event whose event_id is the case name (one user message)."""
-    return {
-        "event_id": name,
-        "conversation_id": f"conv-{name}",
-        "created_at": "2026-11-24T09:00:00Z",
-        "messages": [{"role": "user", "content": list(content) or [text("hello")]}],
-        **extra,
-    }
-
-
-def text(value: str) -> dict[str, Any]:
-    return {"type": "text", "text": value}
-
-
-def image(uri: str, sha256: str | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"type": "image", "s3_uri": uri}
-    if sha256 is not None:
-        item["sha256"] = sha256
-    return item
+    """A valid event whose event_id is the case name: one user message (``content``,
+    or the text "hello"); the cases below then break it on purpose."""
+    return conversation(name, messages=[user(*content)] if content else None, **extra)
 
 
 def dumps(document: Any) -> bytes:

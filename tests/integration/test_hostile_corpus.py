@@ -19,11 +19,11 @@ import structlog
 from hostile_cases import CANARY, IMAGE_MAX_BYTES, Case, build_cases, good_events
 from kafka import KafkaConsumer, TopicPartition
 from PIL import ImageFile
-from worker_harness import Lab, png_bytes, running_worker
 
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.verdict import VerdictEvent
 from worker.engine.models import Models
+from worker.lab import Lab, png_bytes, running_worker
 from worker.logs import configure_logging
 
 pytestmark = pytest.mark.integration
@@ -101,8 +101,8 @@ def test_hostile_corpus(
     ]
     lab.produce([value for _, value in records], [key for key, _ in records])
 
-    settings = lab.settings(
-        tiny_model_path,
+    settings = lab.worker_settings(
+        model=tiny_model_path,
         allowed_buckets=lab.bucket,
         image_max_bytes=IMAGE_MAX_BYTES,
         image_max_pixels=MAX_PIXELS,
@@ -189,7 +189,9 @@ def test_record_just_under_the_size_limit_is_dead_lettered(
     # As large as a default producer sends (max_request_size 1 MiB, ~100 bytes of overhead);
     # the broker's message.max.bytes (~1 MiB) accepts it too.
     lab.produce([b"\x00" * 1_048_400, b"not json"])
-    with running_worker(lab.settings(tiny_model_path, kafka_driver=kafka_driver), models):
+    with running_worker(
+        lab.worker_settings(model=tiny_model_path, kafka_driver=kafka_driver), models
+    ):
         outputs = lab.read_outputs(expected=2, timeout_s=60)
     assert outputs.accounted() == 2
     letters = [headers for batch in outputs.dead_letters.values() for headers, _ in batch]

@@ -9,10 +9,10 @@ import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from worker_harness import Lab, conversation, png_bytes, running_worker, wait_for
 
 from worker.engine.models import Models
 from worker.health import HealthServer, HealthState
+from worker.lab import Lab, conversation, png_bytes, running_worker, wait_for
 from worker.logs import configure_logging
 from worker.metrics import Metrics
 
@@ -47,7 +47,7 @@ def test_worker_metrics_health_and_logs(
         + [conversation("missing", images=(f"s3://{lab.bucket}/missing.png",), text=CANARY)]
     )
     lab.produce([b"not json " + CANARY.encode()])
-    settings = lab.settings(tiny_model_path)
+    settings = lab.worker_settings(model=tiny_model_path)
     health = HealthState()
     metrics = Metrics()
     server = HealthServer(0, health, metrics.registry, host="127.0.0.1")

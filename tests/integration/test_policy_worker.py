@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-from worker_harness import Lab, conversation, running_worker, wait_for
 
 from schemas.review import ReviewRequest
+from worker.engine.models import Models
 from worker.engine.types import ClassificationRequest, ClassificationResult, ModelInfo, Outcome
 from worker.images.types import TilingSpec
-from worker.pipeline import Models
+from worker.lab import Lab, conversation, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,47 +67,12 @@ audit_sample_rate = 1.0
 
 
 def event(event_id: str, tenant: str, score: float, **extra: Any) -> dict[str, Any]:
-    return conversation(event_id, text=f"message [score={score}]", tenant_id=tenant, **extra)
-
-
-def review_topic(lab: Lab) -> str:
-    topic = f"{lab.name}.review"
-    admin = KafkaAdminClient(bootstrap_servers=lab.bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        admin.close()
-    return topic
-
-
-def read_reviews(lab: Lab, topic: str, *, at_least: int, timeout_s: float = 30) -> list[Any]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=lab.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    consumer.assign([TopicPartition(topic, 0)])
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                records.extend(batch)
-            if len(records) >= at_least:
-                # Anything more would be a record that should not be there: look once more.
-                for batch in consumer.poll(timeout_ms=1000).values():
-                    records.extend(batch)
-                break
-    finally:
-        consumer.close()
-    return records
+    return conversation(event_id, f"message [score={score}]", tenant=tenant, **extra)
 
 
 def test_two_tenant_profiles_actions_review_records_and_fallbacks(lab: Lab, tmp_path: Path) -> None:
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text(POLICY)
-    reviews = review_topic(lab)
     events = [
         event("kids-allow", "kids", 0.05),
         event("kids-band", "kids", 0.15),  # S1 = 0.12 < 0.20; in [0.10, 0.40): review
@@ -124,11 +86,14 @@ def test_two_tenant_profiles_actions_review_records_and_fallbacks(lab: Lab, tmp_
     broken = event("kids-broken", "kids", 0.0)
     broken["messages"][0]["role"] = "robot"
     lab.produce_events([broken])
-    settings = lab.settings("unused", policy_file=str(policy_file), review_topic=reviews)
+    settings = lab.worker_settings(model="unused", policy_file=str(policy_file))
     models = Models(vision=ScriptedClassifier(), tiling=TilingSpec())
     with running_worker(settings, models):
-        outputs = lab.read_outputs(expected=len(events) + 1, timeout_s=60)
-        records = read_reviews(lab, reviews, at_least=2)
+        lab.read_outputs(expected=len(events) + 1, timeout_s=60)
+    # Everything the worker wrote, read once it has stopped (drained): the review topic
+    # holds no record more or less than the worker meant.
+    outputs = lab.read_outputs()
+    records = lab.read_to_end(lab.review_topic)
 
     verdicts = {event_id: found[0] for event_id, found in outputs.verdicts.items()}
     assert all(len(found) == 1 for found in outputs.verdicts.values())
@@ -176,7 +141,7 @@ def test_hot_reload_switches_verdicts_and_a_broken_file_changes_nothing(
 ) -> None:
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text("[defaults]\nunsafe_threshold = 0.5\n")
-    settings = lab.settings("unused", policy_file=str(policy_file), review_topic=review_topic(lab))
+    settings = lab.worker_settings(model="unused", policy_file=str(policy_file))
     models = Models(vision=ScriptedClassifier(), tiling=TilingSpec())
     with running_worker(settings, models) as worker:
         lab.produce_events([event("before", "acme", 0.3)])

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from worker_harness import Lab, conversation, png_bytes, running_worker
 
 from schemas.dead_letter import REPLAY_COUNT
 from worker.cli import main
 from worker.engine.models import Models
+from worker.lab import Lab, conversation, png_bytes, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_replay_redrives_fetch_failures_once_and_they_then_succeed(
         [conversation("late-1", images=(late,)), conversation("late-2", images=(late,))]
     )
     lab.produce([b"not json"])
-    settings = lab.settings(model)
+    settings = lab.worker_settings(model=model)
     with running_worker(settings, models):
         first = lab.read_outputs(expected=3)
     assert len(first.dead_letters) == 3 and not first.verdicts

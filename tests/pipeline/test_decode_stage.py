@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from schemas import EventLimits
 from schemas.dead_letter import ErrorStage
+from worker.lab import conversation
 from worker.stages.decode import decode_event
 from worker.work import DecodedEvent, Failure
 
 
-def event(**overrides: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "event_id": "e-1",
-        "conversation_id": "c-1",
-        "created_at": "2026-11-24T09:00:00Z",
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "secret words"}]}],
-    }
-    base.update(overrides)
-    return base
+def event(**overrides: Any) -> dict[str, Any]:
+    return conversation("e-1", "secret words", conversation_id="c-1", **overrides)
 
 
 def decode(value: bytes | None, limits: EventLimits | None = None) -> DecodedEvent | Failure:

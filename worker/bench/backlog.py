@@ -12,17 +12,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from worker.bench.common import (
-    Lab,
-    RssSampler,
-    base_settings,
-    instant_models,
-    machine_info,
-    progress,
-    rss_bytes,
-    run_worker,
-)
+from worker.bench.instant import instant_models
+from worker.bench.machine import RssSampler, machine_info, rss_bytes
 from worker.bench.overhead import text_events
+from worker.bench.report import progress
+from worker.bench.timed import bench_lab, run_worker
 
 NAME = "backlog"
 HELP = "RSS over time and events/s while the Worker drains a large backlog"
@@ -35,12 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    settings = base_settings()
-    lab = Lab(settings)
+    lab = bench_lab()
     try:
         topics = lab.topic_set("backlog")
-        progress(f"producing {args.events} events to {topics[0]}")
-        produced = lab.produce(topics[0], text_events(args.events))
+        progress(f"producing {args.events} events to {topics.input}")
+        produced = len(lab.produce_events(text_events(args.events), topic=topics.input, bulk=True))
         worker_settings = lab.worker_settings(topics)
         models = instant_models()
         rss_before = rss_bytes()
@@ -55,7 +48,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"  {done}/{produced}  rss {rss_bytes() / 2**20:.0f} MB"
                 ),
             )
-        outputs = lab.count_records([topics[1], topics[2]])
+        outputs = lab.count_records([topics.output, topics.dlq])
     finally:
         lab.close()
     samples = [rss for _, rss in sampler.samples]

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from worker.bench.common import TEXTS, heavy_model_path, machine_info, progress, ratio
+from worker.bench.machine import machine_info
+from worker.bench.report import progress, ratio
+from worker.lab import TEXTS, cached_tiny_model
 
 NAME = "categories"
 HELP = "per-category step on vs off: added time per batch vs the prefill"
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.engine.loading import load_vision_model
 
     torch.manual_seed(0)
-    model = heavy_model_path(args.model)
+    model = args.model or str(cached_tiny_model(vision_heavy=True))
     loaded = load_vision_model(model, dtype=args.dtype, device=args.device)
     batches = -(-args.requests // args.batch_size)
     cases: dict[str, Any] = {}
@@ -82,10 +84,10 @@ def _requests(loaded: Any, count: int, with_images: bool) -> list[Any]:
     from PIL import Image
 
     from schemas.conversation import ConversationEvent
-    from worker.bench.common import conversation
     from worker.engine.types import ClassificationRequest
     from worker.engine.vision_inputs import tiling_spec_from_processor
     from worker.images.preprocess import prepare_image
+    from worker.lab import conversation
     from worker.prompt import build_prompts
 
     spec = tiling_spec_from_processor(loaded.processor)
@@ -99,7 +101,7 @@ def _requests(loaded: Any, count: int, with_images: bool) -> list[Any]:
             image = prepare_image(Image.fromarray(pixels), spec, sha)
             uris = [f"s3://bench/{sha}.png"]
         event = ConversationEvent.model_validate(
-            conversation(f"e{index}", TEXTS[index % len(TEXTS)], uris)
+            conversation(f"e{index}", TEXTS[index % len(TEXTS)], images=uris)
         )
         (prompt,) = build_prompts(event, text_model=False)
         out.append(ClassificationRequest(prompt, image))

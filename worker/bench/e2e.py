@@ -22,22 +22,17 @@ import json
 import time
 from typing import Any
 
-from worker.bench.common import (
+from worker.bench.machine import machine_info, phase
+from worker.bench.report import latency_summary, progress, ratio
+from worker.bench.timed import add_model_argument, bench_lab, heavy_model, run_worker
+from worker.lab import (
     IMAGE_SIZES,
     TEXTS,
     Lab,
     PhotoMaker,
-    base_settings,
+    TopicSet,
     conversation,
-    encode_event,
-    heavy_model_path,
-    latency_summary,
-    machine_info,
     metric_total,
-    phase,
-    progress,
-    ratio,
-    run_worker,
 )
 
 NAME = "e2e"
@@ -46,9 +41,7 @@ HELP = "Kafka + S3 + tiny vision-heavy model on CPU: Worker vs a naive sequentia
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=16, help="events with images (default 16)")
-    parser.add_argument(
-        "--model", default=None, help="model directory (default: the tiny vision-heavy model)"
-    )
+    add_model_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,24 +49,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.engine.reference import ReferenceClassifier
     from worker.pipeline import load_models
 
-    model = heavy_model_path(args.model)
-    settings = base_settings()
-    lab = Lab(settings)
+    model = heavy_model(args.model)
+    lab = bench_lab()
     try:
         progress(f"uploading {args.events} distinct JPEGs to S3")
-        maker = PhotoMaker()
-        uris = lab.put_images(
-            [
-                (f"img-{i}.jpg", maker.jpeg(*IMAGE_SIZES[i % len(IMAGE_SIZES)], seed=i))
-                for i in range(args.events)
-            ]
-        )
-        events = [conversation(f"e{i}", TEXTS[i % len(TEXTS)], [uri]) for i, uri in enumerate(uris)]
-        records = [(e["conversation_id"].encode(), encode_event(e)) for e in events]
+        uris = lab.put_images(PhotoMaker().photos(args.events), "image/jpeg")
+        events = [
+            conversation(f"e{i}", TEXTS[i % len(TEXTS)], images=[uri]) for i, uri in enumerate(uris)
+        ]
         gs_topics = lab.topic_set("gs")
         loop_topics = lab.topic_set("loop")
-        lab.produce(gs_topics[0], records)
-        lab.produce(loop_topics[0], records)
+        lab.produce_events(events, topic=gs_topics.input, bulk=True)
+        lab.produce_events(events, topic=loop_topics.input, bulk=True)
 
         worker_settings = lab.worker_settings(gs_topics, model=model, device="cpu", dtype="float32")
         progress(f"loading {model} twice (worker, reference loop)")
@@ -93,8 +80,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 timeout_s=1800,
                 on_tick=lambda done: progress(f"  {done}/{len(events)} verdicts"),
             )
-        verdicts = [json.loads(v) for v in lab.read_values(gs_topics[1], len(events), 30)]
-        dead_letters = lab.count_records([gs_topics[2]])
+        verdicts = [json.loads(v) for v in lab.read_values(gs_topics.output, len(events), 30)]
+        dead_letters = lab.count_records([gs_topics.dlq])
     finally:
         lab.close()
 
@@ -167,9 +154,7 @@ def _model_card_answer(reference: Any, text: str, image: Any) -> str:
     return str(loaded.tokenizer.decode(generated, skip_special_tokens=True))
 
 
-def naive_loop(
-    lab: Lab, reference: Any, topics: tuple[str, str, str], expected: int
-) -> dict[str, Any]:
+def naive_loop(lab: Lab, reference: Any, topics: TopicSet, expected: int) -> dict[str, Any]:
     from kafka import KafkaConsumer, KafkaProducer
     from PIL import Image
 
@@ -179,9 +164,9 @@ def naive_loop(
 
     bootstrap = lab.settings.kafka_bootstrap_servers
     consumer = KafkaConsumer(
-        topics[0],
+        topics.input,
         bootstrap_servers=bootstrap,
-        group_id=f"{topics[0]}-group",
+        group_id=topics.group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=1,
@@ -213,7 +198,7 @@ def naive_loop(
                     words = [a.split()[0] if a.split() else "" for a in answers]
                     if all(word in ("safe", "unsafe") for word in words):
                         verdict["unsafe"] = unsafe[event.event_id] = "unsafe" in words
-                    producer.send(topics[1], json.dumps(verdict).encode()).get(timeout=30)
+                    producer.send(topics.output, json.dumps(verdict).encode()).get(timeout=30)
                     consumer.commit()
                     done = time.monotonic()
                     service.append(done - started)

@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
-from worker.bench.common import machine_info, progress, ratio
+from worker.bench.machine import machine_info
+from worker.bench.report import progress, ratio
 
 NAME = "engine"
 HELP = "GPU only: 11B-size random weights, bf16: engine vs model-card loop, TFLOP/s vs peak"
@@ -160,10 +161,10 @@ def _requests(loaded: Any, tiles: int, count: int) -> list[Any]:
     from PIL import Image
 
     from schemas.conversation import ConversationEvent
-    from worker.bench.common import TEXTS, conversation
     from worker.engine.types import ClassificationRequest
     from worker.engine.vision_inputs import tiling_spec_from_processor
     from worker.images.preprocess import prepare_image
+    from worker.lab import TEXTS, conversation
     from worker.prompt import build_prompts
 
     spec = tiling_spec_from_processor(loaded.processor)
@@ -176,7 +177,7 @@ def _requests(loaded: Any, tiles: int, count: int) -> list[Any]:
         image = prepare_image(Image.fromarray(pixels), spec, sha)
         assert image.num_tiles == tiles, (image.num_tiles, tiles)
         event = ConversationEvent.model_validate(
-            conversation(f"e{index}", TEXTS[index % len(TEXTS)], [f"s3://bench/{sha}.png"])
+            conversation(f"e{index}", TEXTS[index % len(TEXTS)], images=[f"s3://bench/{sha}.png"])
         )
         (prompt,) = build_prompts(event, text_model=False)
         out.append(ClassificationRequest(prompt, image))

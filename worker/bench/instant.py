@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from worker.engine.lru import CacheObserver
 from worker.engine.types import ClassificationRequest, ClassificationResult, ModelInfo, Outcome
@@ -28,3 +29,11 @@ class InstantClassifier:
 
     def set_cache_observer(self, observer: CacheObserver | None) -> None:
         """No caches: nothing to report."""
+
+
+def instant_models() -> Any:
+    """``Models`` around an instant classifier (every request safe, no model at all)."""
+    from worker.engine.models import Models
+    from worker.images.types import TilingSpec
+
+    return Models(vision=InstantClassifier(), tiling=TilingSpec())

@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from worker.bench.common import (
-    TEXTS,
-    Lab,
-    base_settings,
-    conversation,
-    encode_event,
-    instant_models,
-    machine_info,
-    phase,
-    progress,
-    ratio,
-    run_worker,
-)
+from worker.bench.instant import instant_models
+from worker.bench.machine import machine_info, phase
+from worker.bench.report import progress, ratio
+from worker.bench.timed import bench_lab, run_worker
+from worker.lab import TEXTS, conversation
 
 NAME = "overhead"
 HELP = (
@@ -47,10 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def text_events(count: int, prefix: str = "e") -> Any:
+def text_events(count: int, prefix: str = "e") -> Iterator[dict[str, Any]]:
     for index in range(count):
-        event = conversation(f"{prefix}{index}", TEXTS[index % len(TEXTS)])
-        yield event["conversation_id"].encode(), encode_event(event)
+        yield conversation(f"{prefix}{index}", TEXTS[index % len(TEXTS)])
 
 
 def raw_loop(settings: Any, input_topic: str, output_topic: str, expected: int) -> float:
@@ -107,21 +99,21 @@ RAW_PATHS = {
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     drivers = ["kafka-python", "confluent"] if args.driver == "both" else [args.driver]
-    settings = base_settings()
-    lab = Lab(settings)
+    lab = bench_lab()
+    settings = lab.settings
     rows: dict[str, dict[str, Any]] = {}
     phases: dict[str, Any] = {}
     try:
         topics = lab.topic_set("overhead")
-        progress(f"producing {args.events} text-only events to {topics[0]}")
-        produced = lab.produce(topics[0], text_events(args.events))
+        progress(f"producing {args.events} text-only events to {topics.input}")
+        produced = len(lab.produce_events(text_events(args.events), topic=topics.input, bulk=True))
         for driver in drivers:
             raw_output = f"{lab.name}-raw-{driver}.out"
             lab.create_topics([raw_output])
             progress(f"raw {driver} consume → produce loop")
             loop = raw_loop if driver == "kafka-python" else _confluent_echo
             with phase() as raw_phase:
-                raw_s = loop(settings, topics[0], raw_output, produced)
+                raw_s = loop(settings, topics.input, raw_output, produced)
             rows[f"raw {driver} echo"] = {
                 "events_per_s": round(produced / raw_s, 1) if raw_s > 0 else None,
                 "outputs": lab.count_records([raw_output]),
@@ -132,10 +124,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         worker_settings = lab.worker_settings(topics)
         for driver in drivers:
             # Each run its own group and outputs: both consume the whole input.
-            out = (topics[0], f"{topics[1]}-{driver}", f"{topics[2]}-{driver}")
-            lab.create_topics(list(out[1:]))
+            out = (f"{topics.output}-{driver}", f"{topics.dlq}-{driver}")
+            lab.create_topics(out)
             worker_settings = lab.worker_settings(
-                out, kafka_driver=driver, group_id=f"{topics[0]}-{driver}-group"
+                topics,
+                output_topic=out[0],
+                dlq_topic=out[1],
+                group_id=f"{topics.group}-{driver}",
+                kafka_driver=driver,
             )
             progress(f"guardstream Worker ({driver}) with an instant classifier")
             with phase() as worker_phase:
@@ -148,8 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             rows[f"guardstream {driver}"] = {
                 "events_per_s": round(result.events_per_s, 1),
-                "verdicts": lab.count_records([out[1]]),
-                "dead_letters": lab.count_records([out[2]]),
+                "verdicts": lab.count_records([out[0]]),
+                "dead_letters": lab.count_records([out[1]]),
             }
             phases[f"guardstream {driver}"] = worker_phase
     finally:

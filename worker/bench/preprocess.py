@@ -16,7 +16,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from worker.bench.common import PhotoMaker, machine_info, progress, ratio
+from worker.bench.machine import machine_info
+from worker.bench.report import progress, ratio
+from worker.lab import PhotoMaker
 
 NAME = "preprocess"
 HELP = "12 MP JPEGs to pixel tensors: guardstream (draft decode, thread pool) vs processor"

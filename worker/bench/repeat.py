@@ -15,22 +15,10 @@ import argparse
 import json
 from typing import Any
 
-from worker.bench.common import (
-    IMAGE_SIZES,
-    TEXTS,
-    Lab,
-    PhotoMaker,
-    base_settings,
-    conversation,
-    encode_event,
-    heavy_model_path,
-    machine_info,
-    metric_total,
-    phase,
-    progress,
-    ratio,
-    run_worker,
-)
+from worker.bench.machine import machine_info, phase
+from worker.bench.report import progress, ratio
+from worker.bench.timed import add_model_argument, bench_lab, heavy_model, run_worker
+from worker.lab import TEXTS, PhotoMaker, conversation, metric_total
 
 NAME = "repeat"
 HELP = "50%% of images repeat with new text: events/s with the vision cache vs without"
@@ -38,44 +26,34 @@ HELP = "50%% of images repeat with new text: events/s with the vision cache vs w
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=20, help="events, even (default 20)")
-    parser.add_argument(
-        "--model", default=None, help="model directory (default: the tiny vision-heavy model)"
-    )
+    add_model_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.pipeline import load_models
 
     distinct = max(1, args.events // 2)
-    model = heavy_model_path(args.model)
-    settings = base_settings()
-    lab = Lab(settings)
+    model = heavy_model(args.model)
+    lab = bench_lab()
     runs: dict[str, Any] = {}
     try:
         progress(f"uploading {distinct} distinct JPEGs")
-        maker = PhotoMaker()
-        uris = lab.put_images(
-            [
-                (f"img-{i}.jpg", maker.jpeg(*IMAGE_SIZES[i % len(IMAGE_SIZES)], seed=i))
-                for i in range(distinct)
-            ]
-        )
+        uris = lab.put_images(PhotoMaker().photos(distinct), "image/jpeg")
         order = list(range(distinct)) * 2
         events = [
-            conversation(f"e{n}", f"{TEXTS[n % len(TEXTS)]} (#{n})", [uris[i]])
+            conversation(f"e{n}", f"{TEXTS[n % len(TEXTS)]} (#{n})", images=[uris[i]])
             for n, i in enumerate(order)
         ]
-        records = [(e["conversation_id"].encode(), encode_event(e)) for e in events]
         half = distinct
         for label, cache_size in (("cache", None), ("nocache", 0)):
             topics = lab.topic_set(label)
-            lab.produce(topics[0], records[:half])
+            lab.produce_events(events[:half], topic=topics.input, bulk=True)
             fed = [False]
 
-            def feed(done: int, topic: str = topics[0], fed: list[bool] = fed) -> None:
+            def feed(done: int, topic: str = topics.input, fed: list[bool] = fed) -> None:
                 if done >= half and not fed[0]:
                     fed[0] = True
-                    lab.produce(topic, records[half:])
+                    lab.produce_events(events[half:], topic=topic, bulk=True)
 
             overrides: dict[str, Any] = {"model": model, "device": "cpu", "dtype": "float32"}
             if cache_size is not None:
@@ -93,7 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     on_progress=feed,
                 )
             registry = result.metrics.registry
-            verdicts = [json.loads(v) for v in lab.read_values(topics[1], len(events), 30)]
+            verdicts = [json.loads(v) for v in lab.read_values(topics.output, len(events), 30)]
             runs[label] = {
                 "events_per_s": result.events_per_s,
                 "seconds": result.seconds,

@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
 
 
 def run(module: ModuleType, args: argparse.Namespace) -> int:
-    from worker.bench.common import configure_quiet_logging, emit
+    from worker.bench.report import configure_quiet_logging, emit
 
     configure_quiet_logging(args.log_level)
     emit(module.run(args))
