@@ -7,6 +7,7 @@ the bank's categories, score 1.0, without a model call (``HASH_MATCH_ACTION=bloc
 
 from worker.hashbank.bank import BankMatch, HashBank, Update
 from worker.hashbank.exceptions import BadBankRecord, HashBankError, InvalidHash
+from worker.hashbank.follower import BankFollower, bank_consumer_kwargs, build_bank_consumer
 from worker.hashbank.hashing import ImageHashes, hash_image, md5_hex, pdq_hash
 from worker.hashbank.matching import (
     MIN_PDQ_QUALITY,
@@ -22,6 +23,7 @@ from worker.hashbank.records import entry_record, parse_record, tombstone_key
 __all__ = [
     "MIN_PDQ_QUALITY",
     "BadBankRecord",
+    "BankFollower",
     "BankMatch",
     "HashBank",
     "HashBankError",
@@ -30,6 +32,8 @@ __all__ = [
     "InvalidHash",
     "MatchedImage",
     "Update",
+    "bank_consumer_kwargs",
+    "build_bank_consumer",
     "entry_record",
     "hash_image",
     "image_hash_fields",
