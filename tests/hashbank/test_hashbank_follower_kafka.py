@@ -105,3 +105,35 @@ def test_follower_catches_up_follows_and_a_new_one_rebuilds(
         assert rebuilt.match(md5="cd" * 16) is not None
     finally:
         again.stop()
+
+
+def test_topics_ensure_creates_the_bank_topic_compacted(conn: KafkaConnection) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from worker.commands.topics import ensure_worker_topics
+    from worker.config import Settings
+
+    suffix = uuid.uuid4().hex[:10]
+    names = {
+        "input_topic": f"gs-test-in-{suffix}",
+        "output_topic": f"gs-test-out-{suffix}",
+        "dlq_topic": f"gs-test-dlq-{suffix}",
+        "hash_bank_topic": f"gs-test-bank-{suffix}",
+    }
+    settings = Settings(kafka_bootstrap_servers=conn.bootstrap_servers, **names)
+    admin = KafkaAdminClient(**admin_kwargs(conn))
+    try:
+        created = ensure_worker_topics(settings, partitions=2, replication_factor=1)
+        assert sorted(created) == sorted(names.values())
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, names["hash_bank_topic"])]
+        )
+        configs = described["topic"][names["hash_bank_topic"]]
+        assert configs["cleanup.policy"]["value"] == "compact"
+        bank_meta = admin.describe_topics([names["hash_bank_topic"]])[0]
+        assert len(bank_meta["partitions"]) == 1
+        off = Settings(kafka_bootstrap_servers=conn.bootstrap_servers, hash_bank_topic="")
+        assert off.hash_bank_topic is None
+    finally:
+        admin.delete_topics(list(names.values()))
+        admin.close()
