@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.conversation import CATEGORY_KEY_PATTERN, category_number
 
@@ -49,10 +49,11 @@ class HashBankEntry(BaseModel):
     def _unique_categories(cls, value: list[str]) -> list[str]:
         return sorted(set(value), key=category_number)
 
-    @model_validator(mode="after")
-    def _check_hash(self) -> HashBankEntry:
-        check_hash(self.signal, self.hash)
-        return self
+    @field_validator("hash")
+    @classmethod
+    def _check_hash(cls, value: str, info: ValidationInfo) -> str:
+        signal = info.data.get("signal")  # validated first: declared first
+        return check_hash(signal, value) if signal is not None else value
 
     @property
     def key(self) -> str:

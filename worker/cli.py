@@ -13,12 +13,22 @@ from typing import Any
 from pydantic import SecretStr
 
 from worker import __version__
-from worker.commands import bench, demo, policy, prompt, replay, run, tiny_model, topics
+from worker.commands import (
+    bench,
+    demo,
+    hashbank,
+    policy,
+    prompt,
+    replay,
+    run,
+    tiny_model,
+    topics,
+)
 from worker.commands.settings_flags import SettingsError, add_settings_flags, load_settings
 from worker.config import env_name, settings_table
 
 # Each module registers one subcommand; its heavy imports happen when it runs.
-COMMANDS: tuple[Any, ...] = (run, topics, replay, prompt, policy, tiny_model, demo, bench)
+COMMANDS: tuple[Any, ...] = (run, topics, replay, prompt, policy, tiny_model, demo, bench, hashbank)
 
 Handler = Callable[[argparse.Namespace], int]
 
