@@ -118,6 +118,7 @@ def test_topics_ensure_creates_the_bank_topic_compacted(conn: KafkaConnection) -
         "input_topic": f"gs-test-in-{suffix}",
         "output_topic": f"gs-test-out-{suffix}",
         "dlq_topic": f"gs-test-dlq-{suffix}",
+        "review_topic": f"gs-test-review-{suffix}",
         "hash_bank_topic": f"gs-test-bank-{suffix}",
     }
     settings = Settings(kafka_bootstrap_servers=conn.bootstrap_servers, **names)

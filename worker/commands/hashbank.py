@@ -240,9 +240,9 @@ def _publish(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> N
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.clients import kafka_connection
     from worker.hashbank import BankFollower, HashBank, build_bank_consumer
     from worker.hashbank.files import ExportFormat, write_entries
-    from worker.clients import kafka_connection
 
     name = str(args.output or "")
     fmt: ExportFormat = args.format or ("jsonl" if name.endswith((".jsonl", ".ndjson")) else "csv")
