@@ -9,9 +9,11 @@ from schemas.conversation import (
     TextContent,
 )
 from schemas.dead_letter import DeadLetterHeaders, ErrorStage
+from schemas.hashbank import HashBankEntry
 from schemas.review import ReviewReason, ReviewRequest
 from schemas.verdict import (
     Action,
+    HashMatch,
     ImageVerdict,
     ModelInfo,
     PolicyRef,
@@ -26,6 +28,8 @@ __all__ = [
     "DeadLetterHeaders",
     "ErrorStage",
     "EventLimits",
+    "HashBankEntry",
+    "HashMatch",
     "ImageContent",
     "ImageVerdict",
     "Message",

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from schemas.conversation import ConversationEvent
 from schemas.dead_letter import DeadLetterHeaders
+from schemas.hashbank import HashBankEntry
 from schemas.review import ReviewRequest
 from schemas.verdict import VerdictEvent
 
@@ -25,6 +26,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "verdict_event.v1.json": VerdictEvent,
     "dead_letter_headers.v1.json": DeadLetterHeaders,
     "review_request.v1.json": ReviewRequest,
+    "hash_bank_entry.v1.json": HashBankEntry,
 }
 
 

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from schemas.conversation import CATEGORY_KEY_PATTERN
 from schemas.dead_letter import ErrorStage
+from schemas.hashbank import Signal
 
 CategoryKey = Annotated[str, Field(pattern=CATEGORY_KEY_PATTERN)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -27,6 +28,17 @@ CategoryScores = Annotated[
 ]
 
 
+class HashMatch(BaseModel):
+    """The known-bad image bank entry an image matched (then the model did not see it)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    bank: str
+    label: str
+    distance: Annotated[int, Field(ge=0, le=256, description="Hamming distance; 0 for md5")]
+    signal: Signal
+
+
 class ImageVerdict(BaseModel):
     """The verdict of one prompt that carried one image."""
 
@@ -38,6 +50,9 @@ class ImageVerdict(BaseModel):
     categories: list[CategoryKey]
     unsafe_score: Score
     category_scores: CategoryScores = Field(default_factory=dict)
+    pdq: Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$", description="PDQ hash")] = None
+    md5: Annotated[str | None, Field(pattern=r"^[0-9a-f]{32}$", description="of the bytes")] = None
+    hash_match: HashMatch | None = None
 
 
 class ModelInfo(BaseModel):

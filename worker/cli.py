@@ -13,7 +13,17 @@ from typing import Any
 from pydantic import SecretStr
 
 from worker import __version__
-from worker.commands import bench, demo, policy, prompt, replay, run, tiny_model, topics
+from worker.commands import (
+    bench,
+    demo,
+    hashbank,
+    policy,
+    prompt,
+    replay,
+    run,
+    tiny_model,
+    topics,
+)
 from worker.commands import eval as eval_command
 from worker.commands.settings_flags import SettingsError, add_settings_flags, load_settings
 from worker.config import env_name, settings_table
@@ -29,6 +39,7 @@ COMMANDS: tuple[Any, ...] = (
     demo,
     bench,
     eval_command,
+    hashbank,
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -185,6 +185,28 @@ class Settings(BaseSettings):
     max_total_text_chars: int = Field(64_000, ge=1, description="Characters of text per event.")
     max_images: int = Field(8, ge=0, description="Images per event (one prompt each).")
 
+    # --- Known-bad image banks -------------------------------------------------------
+    hash_bank_topic: str | None = Field(
+        "moderation.hashbank",
+        description="Compacted topic of known-bad image hashes (HashBankEntry, key 'signal:hash', a tombstone removes); every worker reads it from the beginning, then follows it. Empty = no banks.",
+    )
+    hash_match_distance: int = Field(
+        31,
+        ge=0,
+        le=64,
+        description="A PDQ hash matches a bank entry within this Hamming distance (of 256 bits; Meta recommends 31). MD5 matches exactly.",
+    )
+    hash_match_action: Literal["block", "classify_too"] = Field(
+        "block",
+        description="On a bank match the image is unsafe with the bank's categories, score 1.0; 'block': its prompt skips the model; 'classify_too': the model classifies it as well (categories added).",
+    )
+    hash_min_pdq_quality: int = Field(
+        50,
+        ge=0,
+        le=100,
+        description="PDQ hashes below this quality (featureless images, whose hash is noise) are not matched; MD5 still is.",
+    )
+
     # --- Operations ----------------------------------------------------------------
     metrics_port: int | None = Field(
         9108, ge=0, le=65535, description="Prometheus /metrics, /healthz, /readyz; 0 = off."
@@ -209,6 +231,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("hash_bank_topic", mode="before")
+    @classmethod
+    def _empty_topic_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("image_formats")
     @classmethod

@@ -2,13 +2,14 @@
 
 /healthz is liveness: the consumer loop has turned recently (not deadlocked).
 /readyz is readiness: model loaded, broker answered recently, partitions assigned or
-the group joined.
+the group joined, and (with banks) the hash bank topic read up to its end.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,6 +22,8 @@ class HealthState:
     broker_timeout_s: float = 60.0
     model_loaded: bool = False
     consuming: bool = False
+    hash_bank_ready: Callable[[], bool] | None = None
+    """With known-bad image banks: ``BankFollower.ready`` (caught up, still following)."""
     _last_loop: float = field(default_factory=time.monotonic)
     _last_broker_ok: float = 0.0
 
@@ -42,6 +45,8 @@ class HealthState:
             return False, reason
         if not self.model_loaded:
             return False, "model not loaded"
+        if self.hash_bank_ready is not None and not self.hash_bank_ready():
+            return False, "hash bank not caught up"
         if time.monotonic() - self._last_broker_ok > self.broker_timeout_s:
             return False, "broker not reachable"
         if not self.consuming:

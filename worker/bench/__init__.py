@@ -9,7 +9,16 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-BENCHMARKS = ("e2e", "preprocess", "overhead", "backlog", "repeat", "engine", "categories")
+BENCHMARKS = (
+    "e2e",
+    "preprocess",
+    "overhead",
+    "backlog",
+    "repeat",
+    "engine",
+    "categories",
+    "hashbank",
+)
 
 
 def load(name: str) -> ModuleType:

@@ -36,5 +36,7 @@ def run(module: ModuleType, args: argparse.Namespace) -> int:
     from worker.bench.report import configure_quiet_logging, emit
 
     configure_quiet_logging(args.log_level)
-    emit(module.run(args))
+    result = module.run(args)
+    for line in result if isinstance(result, list) else [result]:  # a list: one line each
+        emit(line)
     return 0

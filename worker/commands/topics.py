@@ -1,4 +1,5 @@
-"""``guardstream topics ensure``: create the input, output, review and dead-letter topics."""
+"""``guardstream topics ensure``: create the input, output, review and dead-letter topics,
+and the compacted hash bank topic."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from worker.config import Settings
 
 # Thirty days: time to triage and replay dead letters.
 DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
+# The bank topic keeps the latest record per key forever (a tombstone removes the key).
+HASH_BANK_CONFIGS = {"cleanup.policy": "compact"}
 
 
 def register(sub: Any) -> None:
@@ -30,6 +33,12 @@ def register(sub: Any) -> None:
         default=DLQ_RETENTION_MS,
         help="retention of the dead-letter topic (default 30 days: time to triage and replay)",
     )
+    ensure.add_argument(
+        "--hash-bank-partitions",
+        type=int,
+        default=1,
+        help="partitions of a new hash bank topic (default 1: every worker reads all of it)",
+    )
     add_settings_flags(ensure)
     ensure.set_defaults(handler=run_ensure)
 
@@ -40,31 +49,39 @@ def ensure_worker_topics(
     partitions: int,
     replication_factor: int,
     dlq_retention_ms: int = DLQ_RETENTION_MS,
+    hash_bank_partitions: int = 1,
 ) -> list[str]:
-    """Create the input, output, review and dead-letter topics that are missing; return
-    those created."""
+    """Create the worker's topics that are missing (input, output, review, dead letters,
+    the hash bank); return those created."""
     from kafka import KafkaAdminClient
 
     from worker.clients import kafka_connection
     from worker.streaming.kafka_config import admin_kwargs
     from worker.streaming.topics import TopicSpec, ensure_topics
 
+    specs = [
+        TopicSpec(settings.input_topic, partitions, replication_factor),
+        TopicSpec(settings.output_topic, partitions, replication_factor),
+        TopicSpec(settings.review_topic, partitions, replication_factor),
+        TopicSpec(
+            settings.dlq_topic,
+            partitions,
+            replication_factor,
+            {"retention.ms": str(dlq_retention_ms)},
+        ),
+    ]
+    if settings.hash_bank_topic:
+        specs.append(
+            TopicSpec(
+                settings.hash_bank_topic,
+                hash_bank_partitions,
+                replication_factor,
+                HASH_BANK_CONFIGS,
+            )
+        )
     admin = KafkaAdminClient(**admin_kwargs(kafka_connection(settings)))
     try:
-        return ensure_topics(
-            admin,
-            [
-                TopicSpec(settings.input_topic, partitions, replication_factor),
-                TopicSpec(settings.output_topic, partitions, replication_factor),
-                TopicSpec(settings.review_topic, partitions, replication_factor),
-                TopicSpec(
-                    settings.dlq_topic,
-                    partitions,
-                    replication_factor,
-                    {"retention.ms": str(dlq_retention_ms)},
-                ),
-            ],
-        )
+        return ensure_topics(admin, specs)
     finally:
         admin.close()
 
@@ -76,12 +93,11 @@ def run_ensure(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         replication_factor=args.replication_factor,
         dlq_retention_ms=args.dlq_retention_ms,
+        hash_bank_partitions=args.hash_bank_partitions,
     )
-    for name in (
-        settings.input_topic,
-        settings.output_topic,
-        settings.review_topic,
-        settings.dlq_topic,
-    ):
+    names = [settings.input_topic, settings.output_topic, settings.review_topic]
+    names += [settings.dlq_topic]
+    names += [settings.hash_bank_topic] if settings.hash_bank_topic else []
+    for name in names:
         print(f"{name}: {'created' if name in created else 'exists'}")
     return 0
