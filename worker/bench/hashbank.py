@@ -145,9 +145,9 @@ def _bank_line(size: int, args: argparse.Namespace, machine: dict[str, Any]) -> 
 
 
 def _hashing_line(args: argparse.Namespace, machine: dict[str, Any]) -> dict[str, Any]:
-    from worker.lab import PhotoMaker
     from worker.hashbank import hash_image
     from worker.images.decode import ImageLimits, decode_image
+    from worker.lab import PhotoMaker
 
     limits = ImageLimits()
     maker = PhotoMaker(4000, 3000)

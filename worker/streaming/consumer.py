@@ -28,6 +28,9 @@ kafka-python 3 facts this loop is built on (verified in its source, 3.0.12):
   I/O loop stops running it (thread dead or wedged), the call never returns and
   the worker hangs silently, still "running". ``StallWatchdog`` turns that
   into a ``KafkaClientStalled`` error (``worker.streaming.watchdog``).
+
+Longer than the project's ~400 lines on purpose: the loop, its pausing and its
+rebalance handling share the pending queue and the leases, and read best together.
 """
 
 from __future__ import annotations

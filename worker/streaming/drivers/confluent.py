@@ -20,6 +20,9 @@ librdkafka facts this adapter is built on:
   waiting forever); fatal errors (e.g. a fenced static member) raise from ``poll()``.
 * A consumed message may be an error event (``Message.error()``): partition EOF is
   skipped, fatal errors raise, the others are logged (librdkafka retries them itself).
+
+Longer than the project's ~400 lines on purpose: one module per driver (faust's
+``transport/drivers/``), its consumer, producer and send futures side by side.
 """
 
 from __future__ import annotations
