@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from worker.commands.settings_flags import add_settings_flags, load_settings
 
 DEMO_BUCKET = "guardstream-demo"
+# A tenant profile for every sample (issue 12): uncertain scores go to people, and a
+# quarter of the allowed events is audited (decided from each event id: repeatable).
+DEMO_POLICY = """\
+[defaults]
+unsafe_threshold = 0.5
+review_band = [0.35, 0.5]
+audit_sample_rate = 0.25
+seed = "demo-0"
+"""
 
 
 def register(sub: Any) -> None:
@@ -68,8 +79,14 @@ def run(args: argparse.Namespace) -> int:
     positions = lab.produce([value for _, value in samples], [d.encode() for d, _ in samples])
     description_at = {where: d for where, (d, _) in zip(positions, samples, strict=True)}
 
+    policy_file = Path(tempfile.mkdtemp(prefix="guardstream-demo-")) / "policy.toml"
+    policy_file.write_text(DEMO_POLICY)
+    _say(f"==> tenant profile: {policy_file} (review band [0.35, 0.5), 25 % audited)")
     settings = lab.worker_settings(
-        model=model, allowed_buckets=(DEMO_BUCKET,), fetch_max_attempts=2
+        model=model,
+        allowed_buckets=(DEMO_BUCKET,),
+        fetch_max_attempts=2,
+        policy_file=str(policy_file),
     )
     _say(f"==> loading the model ({model})")
     models = load_models(settings)
@@ -94,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     missing = len(samples) - len(rows)
     print(f"{len(rows)}/{len(samples)} events accounted for; {missing} missing.")
+    _print_reviews(lab)
     if tiny:
         print(
             "NOTE: this ran a tiny RANDOM model: its verdicts and scores carry no meaning. "
@@ -104,6 +122,22 @@ def run(args: argparse.Namespace) -> int:
 
     evaluated = run_examples(base.model_copy(update={"model": model}), tiny=tiny)  # issue 13
     return 0 if missing == 0 and evaluated == 0 else 1
+
+
+def _print_reviews(lab: Any) -> None:
+    """The ReviewRequests the profile produced (the review lane: what people would see)."""
+    from schemas.review import ReviewRequest
+
+    requests = [
+        ReviewRequest.model_validate_json(r.value) for r in lab.read_to_end(lab.review_topic)
+    ]
+    print(f"{len(requests)} review request(s) on {lab.review_topic}:")
+    for request in requests:
+        verdict = request.verdict
+        print(
+            f"  {verdict.event_id:38} reason={request.reason:6} action={verdict.action} "
+            f"P(unsafe)={verdict.unsafe_score:.3f}"
+        )
 
 
 def _row(outcome: Any) -> tuple[str, str, str, str]:
