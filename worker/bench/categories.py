@@ -10,7 +10,9 @@ tiles of 560), text-only rows.
 
 Default model: the tiny vision-heavy model (real 560×560 tiles, patch 14) on CPU,
 where the vision encoder dominates a batch; ``--model`` takes any Llama Guard 3
-Vision directory (``--device cuda --dtype bfloat16`` for a real one).
+Vision directory; ``--config 11b --device cuda --dtype bfloat16`` builds random
+weights of the 11B's size on a GPU, as ``bench engine`` does (random weights do not
+change speed).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=None, help="model directory (default: the tiny vision-heavy model)"
     )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="random weights from this MllamaConfig JSON instead of --model ('11b': the 11B's)",
+    )
     parser.add_argument("--device", default="cpu", help="default cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
 
@@ -46,8 +53,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.engine.loading import load_vision_model
 
     torch.manual_seed(0)
-    model = args.model or str(cached_tiny_model(vision_heavy=True))
-    loaded = load_vision_model(model, dtype=args.dtype, device=args.device)
+    if args.config is not None:
+        from worker.bench.engine import random_model
+
+        config = None if args.config == "11b" else args.config
+        loaded, model, _ = random_model(
+            config, torch.device(args.device), getattr(torch, args.dtype)
+        )
+    else:
+        model = args.model or str(cached_tiny_model(vision_heavy=True))
+        loaded = load_vision_model(model, dtype=args.dtype, device=args.device)
     batches = -(-args.requests // args.batch_size)
     cases: dict[str, Any] = {}
     for case, with_images in (("image_rows", True), ("text_only_rows", False)):

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     batch_size = args.batch_size or Settings().max_batch_size
-    loaded, config_name, parameters = _random_model(args.config, device, dtype)
+    loaded, config_name, parameters = random_model(args.config, device, dtype)
     progress(f"random {config_name}: {parameters / 1e9:.2f} B parameters on {device}")
 
     peak = _matmul_peak_tflops(device, dtype)
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _random_model(config_path: str | None, device: Any, dtype: Any) -> tuple[Any, str, int]:
+def random_model(config_path: str | None, device: Any, dtype: Any) -> tuple[Any, str, int]:
     import torch
     from transformers import (
         AutoTokenizer,
