@@ -156,10 +156,10 @@ def format_text(summary: Mapping[str, Any], *, listed: int = 10) -> str:
         )
     mix = summary.get("actions")
     if mix:
-        for label, counts in mix["by_label"].items():
+        for label, actions in mix["by_label"].items():
             lines.append(
                 f"actions, labelled {label}: "
-                + ", ".join(f"{action} {n}" for action, n in counts.items())
+                + ", ".join(f"{action} {n}" for action, n in actions.items())
             )
         lines.append(f"review share (band): {mix['review_share']:.1%}")
     (tn, fp), (fn, tp) = summary["confusion_matrix"]["matrix"]
