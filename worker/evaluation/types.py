@@ -47,8 +47,8 @@ class DeadLetteredEvent:
 class ScoredEvent:
     """One event's verdict next to its label: a row of ``scores.jsonl``.
 
-    ``categories`` are the categories the verdict lists. ``category_scores`` stays empty
-    until verdicts carry per-category scores; ``action`` is None without a policy.
+    ``categories`` are the categories the verdict lists, ``category_scores`` the verdict's
+    per-category scores; ``action`` is None without a policy.
     """
 
     line: int
