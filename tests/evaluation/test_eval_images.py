@@ -15,7 +15,7 @@ from eval_doubles import KnownScoreClassifier, known_score_models
 from schemas.conversation import ImageContent
 from worker.config import Settings
 from worker.evaluation.images import DirectoryObjects
-from worker.evaluation.run import PrepareImage, image_stage
+from worker.evaluation.run import LoadImage, image_stage
 from worker.images.decode import ImageLimits, decode_image
 from worker.images.exceptions import (
     AccessDenied,
@@ -39,7 +39,7 @@ def images(tmp_path: Path) -> Path:
     return root
 
 
-def stage(root: Path, **settings: Any) -> PrepareImage:
+def stage(root: Path, **settings: Any) -> LoadImage:
     return image_stage(Settings(**settings), MODELS, DirectoryObjects(root))
 
 

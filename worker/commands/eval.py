@@ -67,8 +67,8 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--tenant",
         metavar="ID",
-        help="with --policy-file: judge every event by this tenant's profile (default: each "
-        "event's own tenant_id)",
+        help="judge every event by this tenant's profile of --policy-file (its thresholds, "
+        "review band and actions); without it each event gets its own tenant's profile",
     )
     add_settings_flags(parser)
     parser.set_defaults(handler=run)
@@ -122,6 +122,7 @@ def evaluate(
     except ImportError as exc:
         return fail(f"eval needs the 'eval' extra: pip install 'guardstream[eval]' ({exc})", 2)
     from worker.logs import configure_logging
+    from worker.policy import PolicyFileError, PolicySet, load_policy_file
 
     if settings.model is None:
         return fail("GUARDSTREAM_MODEL is not set: pass --model PATH_OR_HUB_ID", 2)
@@ -129,6 +130,31 @@ def evaluate(
         return fail(f"no such input file: {input_path}", 2)
     if images_dir is not None and not images_dir.is_dir():
         return fail(f"no such images directory: {images_dir}", 2)
+    if tenant is not None and settings.policy_file is None:
+        return fail("--tenant needs --policy-file (GUARDSTREAM_POLICY_FILE)", 2)
+    policy: PolicySet | None = None
+    threshold: float | None = None  # None: the verdicts' own (UNSAFE_THRESHOLD)
+    category_thresholds: dict[str, float] = {}
+    policy_info: dict[str, Any] | None = None
+    if settings.policy_file is not None:
+        try:
+            policy = load_policy_file(
+                settings.policy_file, unsafe_threshold=settings.unsafe_threshold
+            )
+        except PolicyFileError as exc:
+            return fail(f"bad policy file {exc}", 2)
+        policy_info = {"file": str(settings.policy_file), "tenant": tenant}
+        if tenant is not None:
+            profile = policy.tenants.get(tenant)
+            if profile is None:  # a typo must not quietly evaluate [defaults]
+                return fail(
+                    f"bad policy: {settings.policy_file} has no [tenants.{tenant}] table", 2
+                )
+            # Every event is judged as this tenant's traffic, whatever its tenant_id says.
+            policy = PolicySet(defaults=profile, source=policy.source, digest=policy.digest)
+            threshold = profile.settings.unsafe_threshold
+            category_thresholds = dict(profile.settings.category_thresholds)
+            policy_info |= {"profile": profile.name, "version": profile.version}
     configure_logging("WARNING", settings.log_format, settings.log_content)
 
     with input_path.open("rb") as stream:
@@ -145,23 +171,14 @@ def evaluate(
         models = load_models(settings)
     except Exception as exc:
         return fail(f"cannot load the model: {exc}", 1)
-    from worker.evaluation.run import tenant_policy
-    from worker.policy import PolicyFileError, PolicySet, load_policy_file
-
-    policy: PolicySet | None = None
-    if settings.policy_file is not None:
-        try:
-            policy = load_policy_file(
-                settings.policy_file, unsafe_threshold=settings.unsafe_threshold
-            )
-            if tenant is not None:
-                policy = tenant_policy(policy, tenant)
-        except (PolicyFileError, ValueError) as exc:
-            return fail(f"bad policy: {exc}", 2)
-    elif tenant is not None:
-        return fail("--tenant needs --policy-file", 2)
     objects = image_objects(settings, images_dir)
-    runner = EventRunner(settings, models, image_stage(settings, models, objects), policy)
+    runner = EventRunner(
+        settings,
+        models,
+        image_stage(settings, models, objects),
+        policy=policy,
+        threshold=threshold,
+    )
 
     print(f"==> scoring {len(labelled)} events", file=stderr, flush=True)
     progress = Progress(len(labelled), stderr)
@@ -181,12 +198,14 @@ def evaluate(
     evaluation = Evaluation(
         input=str(input_path),
         models={role: vars(i) for role, i in info.items()},
-        threshold=settings.unsafe_threshold,
+        threshold=settings.unsafe_threshold if threshold is None else threshold,
         target_fpr=target_fpr,
         lines=len(parsed),
         records=records,
         skipped=skipped,
         dead_letters=dead_letters,
+        category_thresholds=category_thresholds,
+        policy=policy_info,
         seconds=seconds,
         note=note or (TINY_NOTE if looks_tiny(settings.model) else None),
     )

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from worker.evaluation.summary import HEADINGS, fmt, table_rows
+from worker.evaluation.summary import HEADINGS, action_rows, actions_text, fmt, table_rows
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 72em; }
@@ -73,6 +73,11 @@ def render_html(summary: Mapping[str, Any], pictures: Mapping[str, bytes]) -> st
                     ]
                 )
             )
+    if summary.get("actions"):
+        heading, notes = actions_text(summary)
+        parts.append(f"<h2>Actions</h2><p>{escape(heading)}</p>")
+        parts.append(_table(action_rows(summary)))
+        parts += [f"<p>{escape(note)}.</p>" for note in notes]
     parts.append('<h2>Curves</h2><div class="pictures">')
     for name, data in pictures.items():
         encoded = base64.b64encode(data).decode("ascii")

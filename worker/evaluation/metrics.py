@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -248,6 +249,34 @@ def recommend_threshold(records: Sequence[ScoredEvent], target_fpr: float) -> Re
         members = [i for i, r in enumerate(records) if key in r.label.categories]
         by_category[key] = figures([True] * len(members), flagged[members]).recall
     return Recommendation(target_fpr, threshold, figures(true, flagged, score), by_category)
+
+
+def action_mix(records: Sequence[ScoredEvent]) -> dict[str, Any]:
+    """The policy's actions by label, and the share sent to people.
+
+    Counts the enforce action: in observe mode the action is always ``allow`` and
+    ``would_action`` says what enforce would have done. ``review_share``: the share of
+    scored events the review band sends to people (action ``review``); ``audit_share``:
+    the share the audit sample adds (allowed events also sent to review).
+    """
+    by_label = {
+        label: dict.fromkeys(("allow", "review", "block"), 0) for label in ("safe", "unsafe")
+    }
+    reviews = {"band": 0, "audit": 0}
+    for record in records:
+        action = record.would_action or record.action
+        if action is not None:
+            by_label["unsafe" if record.label.unsafe else "safe"][action] += 1
+        if record.review is not None:
+            reviews[record.review] += 1
+    total = len(records)
+    return {
+        "by_label": by_label,
+        "observe": any(record.would_action is not None for record in records),
+        "review": reviews,
+        "review_share": reviews["band"] / total if total else 0.0,
+        "audit_share": reviews["audit"] / total if total else 0.0,
+    }
 
 
 def _defined(value: float) -> float | None:

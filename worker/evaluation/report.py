@@ -57,6 +57,8 @@ def score_row(record: ScoredEvent) -> dict[str, Any]:
         "category_scores": dict(record.category_scores),
         "categories": list(record.categories),
         "action": record.action,
+        "would_action": record.would_action,
+        "review": record.review,
     }
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 
-from schemas.conversation import EventLimits, ImageContent
+from schemas.conversation import ImageContent
 from schemas.dead_letter import ErrorStage
 from schemas.verdict import ModelInfo, SourcePosition
 from worker.config import Settings
@@ -24,16 +24,16 @@ from worker.evaluation.types import DeadLetteredEvent, LabelledLine, ScoredEvent
 from worker.images.fetcher import ObjectGetter, make_s3_client
 from worker.images.types import PreparedImage
 from worker.metrics import Metrics
-from worker.pipeline import image_loader
+from worker.pipeline import event_limits, image_loader
 from worker.pipeline import load_models as _load_models
-from worker.policy import PolicySet
+from worker.policy import PolicySet, builtin_policy
 from worker.stages import build_verdict, classify_batch, decide_event, decode_event, fetch_images
 from worker.work import ClassifiedEvent, DecodedEvent, Failure, FetchedEvent, Work
 
 # Verdicts of an evaluation name this as their source; the offset is the line number.
 SOURCE_TOPIC = "guardstream-eval"
 
-PrepareImage = Callable[[ImageContent], PreparedImage]
+LoadImage = Callable[[ImageContent], PreparedImage]
 
 
 def load_models(settings: Settings) -> Models:
@@ -52,46 +52,41 @@ def image_objects(settings: Settings, images_dir: Path | None) -> ObjectGetter:
     )
 
 
-def image_stage(settings: Settings, models: Models, objects: ObjectGetter) -> PrepareImage:
-    """The worker's image loader (allowlist, limits, retry budget, tiling)."""
+def image_stage(settings: Settings, models: Models, objects: ObjectGetter) -> LoadImage:
+    """The worker's image stage: its fetcher (allowlist, limits, retry budget) and tiling."""
     return image_loader(settings, objects, models.tiling, Metrics())
-
-
-def tenant_policy(policy: PolicySet, tenant: str) -> PolicySet:
-    """``--tenant``: every event judged by that tenant's profile, whatever its tenant_id."""
-    profile = policy.tenants.get(tenant)
-    if profile is None:
-        raise ValueError(f"the policy file has no [tenants.{tenant}] table")
-    return PolicySet(defaults=profile, source=policy.source, digest=policy.digest)
 
 
 class EventRunner:
     """Labelled lines → one ``ScoredEvent`` or ``DeadLetteredEvent`` each, in input order.
 
-    Lines are taken ``MAX_IN_FLIGHT`` at a time: decoded, their images fetched on
-    ``FETCH_CONCURRENCY`` threads, then classified in micro-batches cut by
-    ``MAX_BATCH_SIZE`` and ``MAX_BATCH_TILES`` as the worker cuts them, so batching and
-    the caches are exercised as in production.
+    Lines are taken ``MAX_IN_FLIGHT`` at a time: decoded (with the tenant profiles of
+    ``policy``, as the worker's decode stage resolves them), their images fetched on
+    ``FETCH_CONCURRENCY`` threads, classified in micro-batches cut by ``MAX_BATCH_SIZE``
+    and ``MAX_BATCH_TILES`` as the worker cuts them (so batching and the caches are
+    exercised as in production), then decided by the profile.
+
+    ``policy`` None: the built-in profile, as the worker runs without a policy file; the
+    records then carry no action. ``threshold``: the unsafe threshold the records'
+    ``predicted_unsafe`` uses (None: the verdict's own, ``UNSAFE_THRESHOLD``).
     """
 
     def __init__(
         self,
         settings: Settings,
         models: Models,
-        prepare_image: PrepareImage,
+        load_image: LoadImage,
+        *,
         policy: PolicySet | None = None,
+        threshold: float | None = None,
     ) -> None:
-        """``policy``: tenant profiles; events then get an ``action`` (None: no actions)."""
         self._settings = settings
         self._models = models
-        self._policy = policy
-        self._prepare_image = prepare_image
-        self._limits = EventLimits(
-            max_messages=settings.max_messages,
-            max_text_chars=settings.max_text_chars,
-            max_total_text_chars=settings.max_total_text_chars,
-            max_images=settings.max_images,
-        )
+        self._load_image = load_image
+        self._policy = policy or builtin_policy(settings.unsafe_threshold)
+        self._with_actions = policy is not None
+        self._threshold = threshold
+        self._limits = event_limits(settings)
         self._vision_info = _model_info(models)
         self._text_info = _model_info(models, text=True) if models.text is not None else None
 
@@ -122,14 +117,14 @@ class EventRunner:
             for line in chunk
         ]
         fetches = {
-            index: pool.submit(fetch_images, work, self._prepare_image)
+            index: pool.submit(fetch_images, work, self._load_image)
             for index, work in enumerate(decoded)
             if isinstance(work, DecodedEvent) and any(p.image is not None for p in work.prompts)
         }
         work: list[Work] = [
             fetches[index].result()
             if index in fetches
-            else fetch_images(item, self._prepare_image)
+            else fetch_images(item, self._load_image)
             if isinstance(item, DecodedEvent)
             else item
             for index, item in enumerate(decoded)
@@ -153,25 +148,32 @@ class EventRunner:
 
     def _record(self, line: LabelledLine, work: Work) -> ScoredEvent | DeadLetteredEvent:
         if isinstance(work, ClassifiedEvent):
+            decided = decide_event(work)
             uses_text_model = self._text_info is not None and all(
                 request.image is None for request in work.fetched.requests
             )
             verdict = build_verdict(
-                decide_event(work),
+                decided,
                 source=SourcePosition(topic=SOURCE_TOPIC, partition=0, offset=line.line),
                 model=self._text_info if uses_text_model and self._text_info else self._vision_info,
                 worker_id=self._settings.worker_id,
                 latency_ms=0.0,
             )
+            decision = decided.decision
+            actions = self._with_actions
             return ScoredEvent(
                 line=line.line,
                 event_id=verdict.event_id,
                 label=line.label,
                 unsafe_score=verdict.unsafe_score,
-                predicted_unsafe=verdict.verdict == "unsafe",
+                predicted_unsafe=verdict.verdict == "unsafe"
+                if self._threshold is None
+                else verdict.unsafe_score >= self._threshold,
                 categories=tuple(verdict.categories),
                 category_scores=dict(verdict.category_scores),
-                action=verdict.action if self._policy is not None else None,
+                action=verdict.action if actions else None,
+                would_action=verdict.would_action if actions else None,
+                review=decision.review if actions else None,
             )
         failure = (
             work

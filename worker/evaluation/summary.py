@@ -10,6 +10,7 @@ from typing import Any
 from schemas.dead_letter import ErrorStage
 from worker.evaluation.metrics import (
     MAX_GRID_POINTS,
+    action_mix,
     category_records,
     overall_figures,
     per_category_figures,
@@ -19,6 +20,7 @@ from worker.evaluation.types import DeadLetteredEvent, ScoredEvent, SkippedLine
 
 # Columns of the table, as in Meta's model card (plus the counts behind them).
 COLUMNS = ("events", "positives", "precision", "recall", "f1", "fpr", "auprc", "roc_auc")
+ACTIONS = ("allow", "review", "block")
 # The stages an evaluation can dead-letter at (it publishes nothing).
 EVAL_STAGES = tuple(s.value for s in ErrorStage if s is not ErrorStage.PUBLISH)
 HEADINGS = ("", "events", "unsafe", "precision", "recall", "F1", "FPR", "AUPRC", "ROC AUC")
@@ -37,6 +39,7 @@ class Evaluation:
     skipped: Sequence[SkippedLine] = ()
     dead_letters: Sequence[DeadLetteredEvent] = ()
     category_thresholds: Mapping[str, float] = field(default_factory=dict)
+    policy: Mapping[str, Any] | None = None  # file, tenant (and its profile): actions given
     seconds: float = 0.0
     note: str | None = None
 
@@ -57,6 +60,7 @@ def summarize(evaluation: Evaluation) -> dict[str, Any]:
         "note": evaluation.note,
         "threshold": evaluation.threshold,
         "category_thresholds": dict(evaluation.category_thresholds),
+        "policy": dict(evaluation.policy) if evaluation.policy is not None else None,
         "counts": {
             "lines": evaluation.lines,
             "scored": len(records),
@@ -86,30 +90,13 @@ def summarize(evaluation: Evaluation) -> dict[str, Any]:
         "thresholds_grid": f"{distinct} distinct scores"
         if distinct <= MAX_GRID_POINTS
         else f"{MAX_GRID_POINTS} evenly spaced points",
+        "actions": action_mix(records) if evaluation.policy is not None else None,
         "skipped": [asdict(s) for s in evaluation.skipped],
         "dead_letters": [asdict(d) for d in evaluation.dead_letters],
-        "actions": action_mix(records),
         "seconds": round(evaluation.seconds, 3),
         "events_per_second": round(len(records) / evaluation.seconds, 2)
         if evaluation.seconds > 0
         else None,
-    }
-
-
-def action_mix(records: Sequence[Any]) -> dict[str, Any] | None:
-    """With a policy: the actions by label, and the share a review band sends to people."""
-    judged = [r for r in records if r.action is not None]
-    if not judged:
-        return None
-    by_label: dict[str, Counter[str]] = {"unsafe": Counter(), "safe": Counter()}
-    for record in judged:
-        by_label["unsafe" if record.label.unsafe else "safe"][record.action] += 1
-    return {
-        "by_label": {
-            label: {action: counts.get(action, 0) for action in ("allow", "review", "block")}
-            for label, counts in by_label.items()
-        },
-        "review_share": round(sum(r.action == "review" for r in judged) / len(judged), 4),
     }
 
 
@@ -154,14 +141,6 @@ def format_text(summary: Mapping[str, Any], *, listed: int = 10) -> str:
             f"(categories: {summary['category_events']} events; "
             f"{summary['category_events_excluded']} labelled unsafe without categories left out)"
         )
-    mix = summary.get("actions")
-    if mix:
-        for label, actions in mix["by_label"].items():
-            lines.append(
-                f"actions, labelled {label}: "
-                + ", ".join(f"{action} {n}" for action, n in actions.items())
-            )
-        lines.append(f"review share (band): {mix['review_share']:.1%}")
     (tn, fp), (fn, tp) = summary["confusion_matrix"]["matrix"]
     lines += [
         "",
@@ -183,6 +162,8 @@ def format_text(summary: Mapping[str, Any], *, listed: int = 10) -> str:
                 "  recall by category there: "
                 + ", ".join(f"{k} {fmt(v)}" for k, v in rec["recall_by_category"].items())
             )
+    if summary.get("actions"):
+        lines += ["", *format_actions(summary)]
     if dead:
         lines.append(
             "dead-lettered by stage: " + ", ".join(f"{stage} {n}" for stage, n in dead.items())
@@ -201,3 +182,44 @@ def format_text(summary: Mapping[str, Any], *, listed: int = 10) -> str:
     if summary.get("note"):
         lines += ["", f"NOTE: {summary['note']}"]
     return "\n".join(lines)
+
+
+def action_rows(summary: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """The action mix as table rows (heading first): enforce action by label."""
+    mix = summary["actions"]["by_label"]
+    return [
+        ("", *ACTIONS),
+        *((f"labelled {label}", *(str(mix[label][a]) for a in ACTIONS)) for label in mix),
+    ]
+
+
+def actions_text(summary: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """(the heading, the notes) that go with the action table."""
+    actions = summary["actions"]
+    policy = summary["policy"]
+    who = (
+        f"tenant {policy['tenant']} (profile {policy['profile']})"
+        if policy.get("tenant") is not None
+        else "each event's own tenant profile"
+    )
+    review = actions["review"]
+    notes = [
+        f"review lane: {review['band']} events by the review band "
+        f"({100 * actions['review_share']:.1f}% of scored events), {review['audit']} audit "
+        f"samples ({100 * actions['audit_share']:.1f}%)"
+    ]
+    if actions["observe"]:
+        notes.append("observe mode: the action is allow; the counts are what enforce would do")
+    return f"actions under {policy['file']}, {who}:", notes
+
+
+def format_actions(summary: Mapping[str, Any]) -> list[str]:
+    heading, notes = actions_text(summary)
+    rows = action_rows(summary)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [heading]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  " + "  ".join(cells))
+    return lines + notes

@@ -47,8 +47,10 @@ class DeadLetteredEvent:
 class ScoredEvent:
     """One event's verdict next to its label: a row of ``scores.jsonl``.
 
-    ``categories`` are the categories the verdict lists, ``category_scores`` the verdict's
-    per-category scores; ``action`` is None without a policy.
+    ``predicted_unsafe``: ``unsafe_score`` at or above the threshold in force;
+    ``categories``: the categories the verdict lists; ``category_scores``: the verdict's
+    (per active key, the maximum over the images). ``action``, ``would_action`` (observe
+    mode) and ``review`` (``band`` | ``audit``) are the policy's, None without a policy file.
     """
 
     line: int
@@ -59,3 +61,5 @@ class ScoredEvent:
     categories: tuple[str, ...]
     category_scores: Mapping[str, float] = field(default_factory=dict)
     action: str | None = None
+    would_action: str | None = None
+    review: str | None = None
