@@ -97,6 +97,8 @@ def test_a_category_threshold_counts_where_category_scores_exist() -> None:
     assert with_threshold["S1"].fp == 1  # row 5: S1 score 0.3 >= 0.25
     assert with_threshold["S10"].fp == 1  # unchanged: 0.05 < 0.25; row 3 is listed
     assert "S2" not in per_category_figures(records, {"S2": 0.1})  # no score for S2
+    # Curves need category scores on every event: only row 5 has them here.
+    assert with_threshold["S1"].auprc is None
 
 
 def test_recommended_threshold_by_hand() -> None:
@@ -148,3 +150,18 @@ def test_undefined_figures_are_none() -> None:
     empty = figures([], [], [])
     assert empty.events == 0 and empty.precision is None and empty.fpr is None
     assert recommend_threshold([record(0, None, 0.3, ())], 0.05).threshold is None
+
+
+def test_category_curves_count_a_key_outside_an_event_s_policy_as_score_0() -> None:
+    scores = [{"S1": 0.9, "S10": 0.0}, {"S1": 0.7, "S10": 0.1}, {"S10": 0.2}, {"S1": 0.1}]
+    labels = [("S1",), ("S1", "S10"), None, None]
+    records = [
+        record(i, label, 0.5, (), category_scores=s)
+        for i, (label, s) in enumerate(zip(labels, scores, strict=True))
+    ]
+    s1 = per_category_figures(records)["S1"]
+    # S1 scores 0.9, 0.7 (positives) vs 0.0 (not in row 3's policy), 0.1: perfectly ranked.
+    assert s1.auprc == pytest.approx(1.0) and s1.roc_auc == pytest.approx(1.0)
+    s10 = per_category_figures(records)["S10"]
+    # S10 scores: 0.0, 0.1 (positive), 0.2, 0.0 (absent): the positive ranks second.
+    assert s10.roc_auc == pytest.approx(2 / 3) and s10.auprc == pytest.approx(1 / 2)

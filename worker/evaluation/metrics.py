@@ -10,8 +10,9 @@ Definitions (the README's "Evaluating on your own data" repeats them):
   AUPRC without positives) is None, never a made-up 0.
 - Per category K: over the events whose label is safe or lists categories (an unsafe
   label without categories says nothing about K); positive = K in the label; predicted =
-  K listed in the verdict, or K's category score ≥ K's threshold where one is set.
-  Categories in no label and no prediction are left out.
+  K listed in the verdict, or K's category score ≥ K's threshold where one is set;
+  curves over K's category score (0 where K was not in the event's policy). Categories
+  in no label and no prediction are left out.
 """
 
 from __future__ import annotations
@@ -164,12 +165,13 @@ def per_category_figures(
     counted = category_records(records)
     result = {}
     for key in category_keys(counted, thresholds):
-        # Curves need a score for K on every event; verdicts without category scores have none.
-        scored = all(key in r.category_scores for r in counted)
+        # Curves need category scores on every event (the reference path has none); a key
+        # absent from an event's scores was not in its policy: the model could not name it.
+        scored = all(r.category_scores for r in counted)
         result[key] = figures(
             [key in r.label.categories for r in counted],
             [category_predicted(r, key, thresholds) for r in counted],
-            [r.category_scores[key] for r in counted] if scored else None,
+            [r.category_scores.get(key, 0.0) for r in counted] if scored else None,
         )
     return result
 
