@@ -163,6 +163,9 @@ def test_hostile_corpus(
                 "categories",
                 "unsafe_score",
                 "category_scores",
+                "pdq",
+                "md5",
+                "hash_match",
             }
             assert item["s3_uri"].startswith(f"s3://{lab.bucket}/")
         assert len(record.value) < 4096
