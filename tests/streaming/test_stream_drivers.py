@@ -115,3 +115,39 @@ def test_listener_with_on_event_hands_each_event_over_at_once() -> None:
         [("revoked", frozenset({Partition("t", 1)}))],
     ]
     assert events.drain() == []
+
+
+def test_a_transactional_call_that_never_returns_raises_instead_of_wedging() -> None:
+    """librdkafka's send_offsets_to_transaction can ignore its timeout when the group
+    coordinator goes away (librdkafka #5456): the driver's own deadline turns the hang
+    into an error the processor stops on, and passes the timeout down to librdkafka."""
+    import threading
+
+    from worker.streaming.drivers.confluent import ConfluentProducer
+    from worker.streaming.exceptions import TransactionStalled
+
+    pytest.importorskip("confluent_kafka")
+    never = threading.Event()
+    timeouts: list[float] = []
+
+    class Hanging:
+        def send_offsets_to_transaction(
+            self, positions: Any, metadata: Any, timeout: float
+        ) -> None:
+            timeouts.append(timeout)
+            never.wait(30)
+
+        def commit_transaction(self, timeout: float) -> None:
+            timeouts.append(timeout)
+
+    producer = ConfluentProducer({"bootstrap.servers": "127.0.0.1:1"}, max_block_s=0.05)
+    real = producer._producer
+    producer._producer = Hanging()
+    try:
+        with pytest.raises(TransactionStalled, match="send_offsets_to_transaction"):
+            producer.send_offsets_to_transaction({TopicPartition("t", 0): 5}, object())
+        producer.commit_transaction()  # a call that returns goes through
+        assert timeouts == [0.05, 0.05]
+    finally:
+        never.set()
+        producer._producer = real

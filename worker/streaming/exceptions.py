@@ -45,3 +45,11 @@ class KafkaClientStalled(StreamingError):
     processor stops with this error (the process should exit non-zero and be
     restarted) instead of hanging.
     """
+
+
+class TransactionStalled(StreamingError):
+    """A transactional producer call did not return within its deadline.
+
+    librdkafka can leave ``send_offsets_to_transaction`` waiting forever when the group
+    coordinator goes away under it. The transaction cannot be trusted to finish: the
+    processor stops without committing, the restarted worker fences it."""

@@ -38,7 +38,7 @@ from kafka import TopicPartition
 
 from worker.streaming.drivers.base import Isolation, RebalanceListener
 from worker.streaming.drivers.confluent_config import consumer_config, producer_config
-from worker.streaming.exceptions import CommitFailed
+from worker.streaming.exceptions import CommitFailed, TransactionStalled
 from worker.streaming.kafka_config import Assignment, KafkaConnection
 
 log = structlog.get_logger(__name__)
@@ -310,8 +310,33 @@ class ConfluentProducer:
         if left:
             raise TimeoutError(f"{left} records not acknowledged within {timeout}s")
 
+    # librdkafka's transactional calls can wait forever: the default timeout is infinite,
+    # and send_offsets_to_transaction ignores its timeout when the group coordinator goes
+    # away mid-call (librdkafka #5456, #5511: a broker restart in the fault suite). A call
+    # that cannot finish must not wedge a worker that looks alive: each one runs with a
+    # deadline (kafka-python's max_block_ms) and raises when it passes; the transaction
+    # is then aborted (or fenced by the restarted worker) and the processor stops.
+
+    def _bounded(self, what: str, call: Any, *args: Any) -> None:
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                call(*args, self._max_block_s)
+                outcome.append(None)
+            except BaseException as exc:  # re-raised in the calling thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, name=f"txn-{what}", daemon=True)
+        thread.start()
+        thread.join(self._max_block_s + 5.0)
+        if not outcome:
+            raise TransactionStalled(f"{what} did not return within {self._max_block_s + 5.0:.0f}s")
+        if outcome[0] is not None:
+            raise outcome[0]
+
     def init_transactions(self) -> None:
-        self._producer.init_transactions()
+        self._bounded("init_transactions", self._producer.init_transactions)
 
     def begin_transaction(self) -> None:
         self._producer.begin_transaction()
@@ -321,13 +346,18 @@ class ConfluentProducer:
         positions = [
             make(tp.topic, tp.partition, getattr(o, "offset", o)) for tp, o in offsets.items()
         ]
-        self._producer.send_offsets_to_transaction(positions, group_metadata)
+        self._bounded(
+            "send_offsets_to_transaction",
+            self._producer.send_offsets_to_transaction,
+            positions,
+            group_metadata,
+        )
 
     def commit_transaction(self) -> None:
-        self._producer.commit_transaction()
+        self._bounded("commit_transaction", self._producer.commit_transaction)
 
     def abort_transaction(self) -> None:
-        self._producer.abort_transaction()
+        self._bounded("abort_transaction", self._producer.abort_transaction)
 
     def close(self, timeout: float | None = None) -> None:
         # confluent-kafka's Producer has no close: deliver what is queued, then let go.
