@@ -38,6 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "echo loop; 'both' runs both drivers and both echo loops on the same input "
         "(ratio: confluent)",
     )
+    parser.add_argument(
+        "--peer",
+        choices=("none", "quix"),
+        default="none",
+        help="also run a same-run peer: 'quix' = a minimal Quix Streams application doing "
+        "the same per-event work (validate, verdict JSON, produce, commit), in its own "
+        "virtual environment made on first use (needs the package index once)",
+    )
 
 
 def text_events(count: int, prefix: str = "e") -> Iterator[dict[str, Any]]:
@@ -148,11 +156,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "dead_letters": lab.count_records([out[1]]),
             }
             phases[f"guardstream {driver}"] = worker_phase
+        if args.peer == "quix":
+            quix_out = f"{lab.name}-quix.out"
+            lab.create_topics([quix_out])
+            progress("Quix Streams peer application")
+            with phase() as quix_phase:
+                quix = quix_peer(settings, topics.input, quix_out, f"{topics.group}-quix", produced)
+            rows["quix streams app"] = {
+                "events_per_s": round(produced / quix["seconds"], 1) if quix["seconds"] else None,
+                "outputs": lab.count_records([quix_out]),
+                "quixstreams": quix["quixstreams"],
+                "path": "quixstreams: validate ConversationEvent → VerdictEvent JSON → "
+                "to_topic, at-least-once commit every 1 s",
+            }
+            phases["quix"] = quix_phase
     finally:
         lab.close()
     main = drivers[-1]
     value = rows[f"guardstream {main}"]["events_per_s"]
     base = rows[f"raw {main} echo"]["events_per_s"] or float("nan")
+    peer: dict[str, Any] = {}
+    if "quix streams app" in rows:
+        quix_rate = rows["quix streams app"]["events_per_s"] or float("nan")
+        peer = {"peer": quix_rate, "peer_ratio": ratio(value, quix_rate), "target_peer_ratio": 1.0}
     return {
         "benchmark": NAME,
         "unit": "events/s",
@@ -166,6 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_path": RAW_PATHS[main],
         "ratio": ratio(value, base),
         "target_ratio": 0.7,
+        **peer,
         "rows": rows,
         "phases": phases,
         "settings": _batching(worker_settings),
@@ -177,6 +204,33 @@ def _confluent_echo(settings: Any, input_topic: str, output_topic: str, expected
     from worker.bench.confluent_echo import confluent_echo
 
     return confluent_echo(settings, input_topic, output_topic, expected)
+
+
+def quix_peer(settings: Any, input_topic: str, output_topic: str, group: str, events: int) -> Any:
+    """Runs ``quix_app.py`` in the peer's own environment; its JSON line back."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from worker.bench.quix_env import quix_python
+
+    app = Path(__file__).with_name("quix_app.py")
+    done = subprocess.run(
+        [
+            str(quix_python(progress)),
+            str(app),
+            f"--broker={settings.kafka_bootstrap_servers}",
+            f"--input={input_topic}",
+            f"--output={output_topic}",
+            f"--group={group}",
+            f"--events={events}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _batching(settings: Any) -> dict[str, Any]:
