@@ -291,19 +291,25 @@ class ConfluentProducer:
             kwargs["headers"] = headers
         if partition is not None:
             kwargs["partition"] = partition
+        # Delivery reports are served when a future is asked (``is_done``) and while the
+        # local queue is full, not after every send: the Produce step asks its oldest
+        # futures on every poll, and a poll per record cost ~10 % of the per-event path.
+        try:
+            self._producer.produce(topic, value, key, **kwargs)
+            return future
+        except BufferError:
+            pass
         deadline = time.monotonic() + self._max_block_s
         while True:
+            # Local queue full: serve delivery reports (which frees it), like
+            # kafka-python blocking up to max_block_ms.
+            self._producer.poll(0.05)
             try:
                 self._producer.produce(topic, value, key, **kwargs)
-                break
+                return future
             except BufferError:
-                # Local queue full: serve delivery reports (which frees it), like
-                # kafka-python blocking up to max_block_ms.
                 if time.monotonic() > deadline:
                     raise
-                self._producer.poll(0.05)
-        self._producer.poll(0)
-        return future
 
     def flush(self, timeout: float | None = None) -> None:
         left = self._producer.flush(-1 if timeout is None else timeout)
