@@ -40,6 +40,42 @@ def decode_event(
     consumed_at = time.monotonic()
     if value is None:
         return Failure(ErrorStage.DECODE, "EmptyRecord", "record has no value (tombstone)")
+    event = _validate_fast(value, limits)
+    if event is None:
+        parsed = _parse_and_validate(value, limits)
+        if isinstance(parsed, Failure):
+            return parsed
+        event = parsed
+    profile = resolve(event, policy or BUILTIN_POLICY)
+    if isinstance(profile, PolicyRefusal):
+        return Failure(profile.stage, profile.error_class, profile.message, event=event)
+    try:
+        prompts = build_prompts(
+            event,
+            text_model=text_model,
+            text_format=text_format,
+            base_categories=profile.prompt_categories,
+        )
+    except ConversationNotSupported as exc:
+        return Failure.from_exception(ErrorStage.VALIDATE, exc, event=event)
+    return DecodedEvent(event, tuple(prompts), consumed_at, profile)
+
+
+def _validate_fast(value: bytes, limits: EventLimits) -> ConversationEvent | None:
+    """The common case in one pass: pydantic-core parses and validates the bytes without
+    building the intermediate Python document. None when that fails or the document may
+    be too deep: ``_parse_and_validate`` then names the precise failure (the same event
+    validates to the same model either way: tests/pipeline/test_decode_fast_path.py)."""
+    if value.count(b"{") + value.count(b"[") >= MAX_JSON_DEPTH:
+        return None
+    try:
+        return ConversationEvent.model_validate_json(value, context={"limits": limits})
+    except ValidationError:
+        return None
+
+
+def _parse_and_validate(value: bytes, limits: EventLimits) -> ConversationEvent | Failure:
+    """Bytes → event step by step, each way of failing with its own stage and class."""
     try:
         text = value.decode("utf-8")
         document = pydantic_core.from_json(text)
@@ -69,19 +105,7 @@ def decode_event(
         event = ConversationEvent.model_validate(document, context={"limits": limits})
     except ValidationError as exc:
         return Failure(ErrorStage.VALIDATE, "SchemaError", describe_validation_error(exc))
-    profile = resolve(event, policy or BUILTIN_POLICY)
-    if isinstance(profile, PolicyRefusal):
-        return Failure(profile.stage, profile.error_class, profile.message, event=event)
-    try:
-        prompts = build_prompts(
-            event,
-            text_model=text_model,
-            text_format=text_format,
-            base_categories=profile.prompt_categories,
-        )
-    except ConversationNotSupported as exc:
-        return Failure.from_exception(ErrorStage.VALIDATE, exc, event=event)
-    return DecodedEvent(event, tuple(prompts), consumed_at, profile)
+    return event
 
 
 def describe_validation_error(exc: ValidationError, max_errors: int = 5) -> str:
