@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     commit_interval_ms: int = Field(
         1_000, ge=0, description="How often done offsets (or transactions) are committed."
     )
+    kafka_startup_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a command waits at start for a broker to accept a connection, then exits 1 with one line (a crash-looping pod retries with the orchestrator's backoff).",
+    )
 
     # --- Model -----------------------------------------------------------------
     model: str | None = Field(

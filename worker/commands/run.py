@@ -6,7 +6,11 @@ import argparse
 import sys
 from typing import Any
 
+import structlog
+
 from worker.commands.settings_flags import add_settings_flags, load_settings
+
+log = structlog.get_logger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -22,12 +26,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import faulthandler
 
-    from worker.clients import connect
+    from worker.clients import connect, kafka_connection
     from worker.health import HealthServer, HealthState
     from worker.logs import configure_logging
     from worker.metrics import Metrics
     from worker.pipeline import Worker, load_models
     from worker.policy import PolicyFileError, PolicyStore
+    from worker.startup_errors import StartupError, check_kafka, kafka_errors, metrics_port_error
 
     # A fatal signal (SIGSEGV, SIGABRT from native code) prints every thread's stack,
     # on the process's real stderr (sys.stderr may be a stream without a descriptor).
@@ -46,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     health = HealthState()
     server = None
     if settings.metrics_port:
-        server = HealthServer(settings.metrics_port, health, metrics.registry)
+        try:
+            server = HealthServer(settings.metrics_port, health, metrics.registry)
+        except OSError as exc:
+            raise metrics_port_error(exc, settings.metrics_port) from None
         server.start()
     from worker.streaming.drivers import DriverUnavailable, load_driver
 
@@ -56,16 +64,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"guardstream: {exc}", file=sys.stderr)
         return 2
     try:
+        # Cheap checks first: loading the model may take minutes, and a mistyped path or
+        # broker setting would otherwise only show after them.
+        _check_model_references(settings)
+        topics = (settings.input_topic, settings.output_topic, settings.dlq_topic)
+        found = check_kafka(settings, kafka_connection(settings), topics)
+        for topic in found.unknown_topics:
+            log.warning("topic does not exist yet", topic=topic, hint="guardstream topics ensure")
         try:
             models = load_models(settings)
         except Exception as exc:
-            print(f"guardstream: cannot load the model: {exc}", file=sys.stderr)
-            return 1
-        worker = Worker(
-            settings, models, connect(settings), metrics=metrics, health=health, policy=policy
-        )
-        worker.run()
+            raise StartupError(f"cannot load the model: {exc}") from None
+        with kafka_errors(settings):
+            worker = Worker(
+                settings, models, connect(settings), metrics=metrics, health=health, policy=policy
+            )
+            worker.run()
     finally:
         if server is not None:
             server.stop()
     return 0
+
+
+def _check_model_references(settings: Any) -> None:
+    from worker.engine.loading import check_model_reference
+    from worker.startup_errors import StartupError
+
+    for model in (settings.model, settings.text_model):
+        if model is None:
+            continue
+        try:
+            check_model_reference(model)
+        except Exception as exc:
+            raise StartupError(f"cannot load the model: {exc}") from None

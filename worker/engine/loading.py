@@ -68,6 +68,19 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def check_model_reference(model: str) -> None:
+    """A local directory, or something the hub could resolve: else one clear error
+    (the hub's own message is about repo-id characters, puzzling for a mistyped path)."""
+    if os.path.isdir(model):
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ModelLoadError(f"{model}: no such directory, and not a hub id") from None
+
+
 def load_vision_model(
     model: str,
     *,
@@ -81,6 +94,7 @@ def load_vision_model(
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
     offline = hub_offline()
+    check_model_reference(model)
     try:
         config = AutoConfig.from_pretrained(model, revision=revision, local_files_only=offline)
         if config.model_type != "mllama":
@@ -122,6 +136,7 @@ def load_text_model(
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
     offline = hub_offline()
+    check_model_reference(model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             model, revision=revision, local_files_only=offline
