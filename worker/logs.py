@@ -65,7 +65,20 @@ def configure_logging(
         logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Libraries log through stdlib logging: keep them quiet but visible on errors.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Libraries log through stdlib logging: keep them quiet but visible on errors, and
+    # in the same format (a JSON log stays JSON lines, also for kafka-python's errors).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+            ],
+        )
+    )
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     for noisy in ("kafka", "botocore", "urllib3", "transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         found = check_kafka(settings, kafka_connection(settings), topics)
         for topic in found.unknown_topics:
             log.warning("topic does not exist yet", topic=topic, hint="guardstream topics ensure")
+        if settings.log_format == "json" or (
+            settings.log_format == "auto" and not sys.stderr.isatty()
+        ):
+            _no_progress_bars()  # JSON logs stay JSON lines (no tqdm bars while loading)
         try:
             models = load_models(settings)
         except Exception as exc:
@@ -97,3 +101,11 @@ def _check_model_references(settings: Any) -> None:
             check_model_reference(model)
         except Exception as exc:
             raise StartupError(f"cannot load the model: {exc}") from None
+
+
+def _no_progress_bars() -> None:
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()

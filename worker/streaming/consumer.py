@@ -45,6 +45,7 @@ from types import FrameType
 from typing import Any
 
 import structlog
+from kafka.errors import AuthorizationError, SaslAuthenticationFailedError
 from kafka.structs import MemberState
 
 from worker.streaming.exceptions import CommitFailed, MessageRejected
@@ -61,6 +62,15 @@ log = structlog.get_logger(__name__)
 
 #: What the first step receives: the record value (no deserializer configured).
 KafkaPayload = bytes | None
+
+
+def _denied(exc: BaseException | None) -> bool:
+    """An authorization error from the broker, or one wrapped (``ProduceFailed``)."""
+    while exc is not None:
+        if isinstance(exc, AuthorizationError | SaslAuthenticationFailedError):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 @dataclass
@@ -196,8 +206,11 @@ class StreamProcessor:
         try:
             try:
                 self._loop(max_messages, until)
-            except BaseException:
-                log.exception("stream processor failed; terminating without commit")
+            except BaseException as exc:
+                if _denied(exc):  # a missing ACL, not a bug: the reason without a stack
+                    log.error("stream processor failed; terminating without commit", error=repr(exc))
+                else:
+                    log.exception("stream processor failed; terminating without commit")
                 self._step.terminate()
                 self._close_clients()
                 raise
