@@ -88,8 +88,9 @@ def broker_problem_line(exc: BrokerCheckFailed, settings: Settings) -> str:
             "GUARDSTREAM_KAFKA_SASL_PASSWORD"
         ),
         Problem.TOPIC_UNAUTHORIZED: (
-            f"{at}: this principal may not describe topic {exc.detail}: grant the ACLs in the "
-            "README (Security, Kafka ACLs)"
+            f"{at}: this principal may not use topic {exc.detail} (not even DESCRIBE, which "
+            "READ on the input topic and WRITE on the output and dead-letter topics imply): "
+            "grant the ACLs in the README (Security, Kafka ACLs)"
         ),
         Problem.ADVERTISED_UNREACHABLE: (
             f"{at} answered, but the brokers advertise addresses this host cannot reach "

@@ -35,6 +35,8 @@ KSEC_PID=$KSEC_DIR/kafka.pid
 KSEC_LOG=$KSEC_DIR/server.log
 KSEC_OUT=$KSEC_DIR/kafka.out
 KSEC_CONF=$KSEC_DIR/server.properties
+KSEC_ADMIN_CONF=$KSEC_DIR/admin.properties  # the super user's client config (kafka-acls)
+KAFKA_TOOLS_HOME=$CACHE_DIR/kafka-tools-$KAFKA_VERSION
 
 S3TLS_DIR=$DATA_DIR/s3-tls
 S3TLS_PID=$S3TLS_DIR/s3proxy.pid
@@ -162,6 +164,44 @@ EOF
     kafka_log4j2_xml "$KSEC_LOG" >"$KSEC_DIR/log4j2.xml"
 }
 
+# Java clients' config for the super user over SASL_SSL (kafka-acls --command-config).
+ksec_write_admin_config() {
+    (umask 077 && cat >"$KSEC_ADMIN_CONF" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$SECURE_ADMIN_USER" password="$SECURE_ADMIN_PASSWORD";
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+EOF
+)
+}
+
+# The real kafka-acls (org.apache.kafka.tools.AclCommand, in kafka-tools since 4.0) for
+# checking the README's ACL lines. Only that jar: its dependencies that matter are the
+# broker's (on the classpath below); the rest (Connect, Jersey, ...) is excluded.
+kafka_tools_resolve() {
+    resolve_jars "$KAFKA_TOOLS_HOME" "$(cat <<EOF
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version>
+      <exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions></dependency>
+EOF
+)"
+}
+
+# scripts/services kafka-acls ARGS...: kafka-acls against the secure broker as the super
+# user (--bootstrap-server and --command-config are added).
+cmd_kafka_acls() {
+    check_java
+    kafka_resolve
+    kafka_tools_resolve
+    tls_material
+    mkdir -p "$KSEC_DIR"
+    ksec_write_admin_config
+    exec java -Xms32m -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+        -Dlog4j2.configurationFile="$KSEC_DIR/log4j2.xml" \
+        -cp "$KAFKA_HOME/lib/*:$KAFKA_TOOLS_HOME/lib/*" org.apache.kafka.tools.AclCommand \
+        --bootstrap-server "$HOST:$SECURE_SASL_PORT" --command-config "$KSEC_ADMIN_CONF" "$@"
+}
+
 # SCRAM credentials are written at format time: a change of the passwords re-formats.
 ksec_format_if_needed() {
     local users
@@ -220,6 +260,8 @@ kafka_secure_start() {
     kafka_resolve
     tls_material
     ksec_write_config
+    ksec_write_admin_config
+    kafka_tools_resolve
     ksec_format_if_needed
     log "kafka-secure: starting on $HOST:$SECURE_SASL_PORT (SASL_SSL) and $HOST:$SECURE_SSL_PORT (mTLS)"
     mark_logs "$KSEC_LOG" "$KSEC_OUT"

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.clients import kafka_connection
     from worker.logs import configure_logging
     from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
+    from worker.startup_errors import check_kafka, kafka_errors
     from worker.streaming.replay import replay_dead_letters
 
     settings = load_settings(args)
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     conn = kafka_connection(settings)
     from_topic = args.from_topic or settings.dlq_topic
     to_topic = args.to_topic or settings.input_topic
+    check_kafka(settings, conn, (from_topic, to_topic))
 
     group = args.replay_group or f"{settings.group_id}.replay" + (
         f".{args.stage}" if args.stage else ""
@@ -62,20 +64,21 @@ def run(args: argparse.Namespace) -> int:
             kwargs["group_id"] = None
         return KafkaConsumer(**kwargs)
 
-    producer = KafkaProducer(**producer_kwargs(conn))
-    try:
-        print(f"replaying {from_topic} -> {to_topic} ...", file=sys.stderr, flush=True)
-        result = replay_dead_letters(
-            consumer_factory,
-            producer,
-            from_topic,
-            to_topic,
-            stage=args.stage,
-            limit=args.limit,
-            max_replays=args.max_replays,
-        )
-    finally:
-        producer.close()
+    with kafka_errors(settings):
+        producer = KafkaProducer(**producer_kwargs(conn))
+        try:
+            print(f"replaying {from_topic} -> {to_topic} ...", file=sys.stderr, flush=True)
+            result = replay_dead_letters(
+                consumer_factory,
+                producer,
+                from_topic,
+                to_topic,
+                stage=args.stage,
+                limit=args.limit,
+                max_replays=args.max_replays,
+            )
+        finally:
+            producer.close()
     print(
         f"scanned={result.scanned} replayed={result.replayed} refused={result.refused} "
         f"skipped={result.skipped}"

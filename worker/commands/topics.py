@@ -87,14 +87,19 @@ def ensure_worker_topics(
 
 
 def run_ensure(args: argparse.Namespace) -> int:
+    from worker.clients import kafka_connection
+    from worker.startup_errors import check_kafka, kafka_errors
+
     settings = load_settings(args)
-    created = ensure_worker_topics(
-        settings,
-        partitions=args.partitions,
-        replication_factor=args.replication_factor,
-        dlq_retention_ms=args.dlq_retention_ms,
-        hash_bank_partitions=args.hash_bank_partitions,
-    )
+    check_kafka(settings, kafka_connection(settings))
+    with kafka_errors(settings):
+        created = ensure_worker_topics(
+            settings,
+            partitions=args.partitions,
+            replication_factor=args.replication_factor,
+            dlq_retention_ms=args.dlq_retention_ms,
+            hash_bank_partitions=args.hash_bank_partitions,
+        )
     names = [settings.input_topic, settings.output_topic, settings.review_topic]
     names += [settings.dlq_topic]
     names += [settings.hash_bank_topic] if settings.hash_bank_topic else []

@@ -326,8 +326,8 @@ class _Channel:
             reply.take(">b")  # is_internal
             for _ in range(reply.take(">i")):
                 reply.take(">hii")  # error_code, partition, leader
-                for _ in range(3):  # replicas, isr, offline replicas
-                    _skip_ints(reply)
+                _skip_ints(reply)  # replica nodes
+                _skip_ints(reply)  # in-sync replicas (v4 has no offline replicas yet)
             if code:
                 errors.append((name, code))
         return brokers, errors
