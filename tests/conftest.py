@@ -57,6 +57,12 @@ def new_lab() -> Callable[..., Any]:
 
 
 @pytest.fixture(scope="session")
+def test_worker() -> dict[str, Any]:
+    """``TEST_WORKER``, for tests that build their own ``Lab`` (a secured broker, say)."""
+    return dict(TEST_WORKER)
+
+
+@pytest.fixture(scope="session")
 def tiny_model_path() -> str:
     """A tiny random Llama Guard 3 Vision model, from the shared cache (written once)."""
     from worker.lab import cached_tiny_model

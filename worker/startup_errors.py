@@ -89,7 +89,8 @@ def broker_problem_line(exc: BrokerCheckFailed, settings: Settings) -> str:
         ),
         Problem.TOPIC_UNAUTHORIZED: (
             f"{at}: this principal may not use topic {exc.detail} (not even DESCRIBE, which "
-            "READ on the input topic and WRITE on the output and dead-letter topics imply): "
+            "READ on the input topic and WRITE on the output, dead-letter and review topics "
+            "imply): "
             "grant the ACLs in the README (Security, Kafka ACLs)"
         ),
         Problem.ADVERTISED_UNREACHABLE: (
@@ -110,7 +111,7 @@ def _authorization_line(exc: BaseException, settings: Settings) -> str | None:
 
     what = str(exc).split(":", 1)[-1].strip() or type(exc).__name__
     if isinstance(exc, errors.TopicAuthorizationFailedError):
-        need = f"topic access ({what}): grant READ on the input topic and WRITE on the output and dead-letter topics"
+        need = f"topic access ({what}): grant READ on the input topic and WRITE on the output, dead-letter and review topics"
     elif isinstance(exc, errors.GroupAuthorizationFailedError):
         need = f"consumer group {settings.group_id!r}: grant READ on the group"
     elif isinstance(exc, errors.TransactionalIdAuthorizationFailedError):

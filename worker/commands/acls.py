@@ -13,7 +13,7 @@ def register(sub: Any) -> None:
         "acls",
         help="print the kafka-acls lines that grant the worker its least privileges",
         description="Least privilege for `guardstream run` with these settings: READ on the "
-        "input topic and the group, WRITE on the output and dead-letter topics, and with "
+        "input topic and the group, WRITE on the output, dead-letter and review topics, and with "
         "EXACTLY_ONCE WRITE on the transactional id.",
     )
     parser.add_argument("--principal", default="User:guardstream", help="e.g. User:guardstream")
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     specs = worker_acls(
         args.principal,
         input_topic=settings.input_topic,
-        output_topics=[settings.output_topic, settings.dlq_topic],
+        output_topics=[settings.output_topic, settings.dlq_topic, settings.review_topic],
         group_id=settings.group_id,
         transactional_id=transactional_id,
         prefixed_transactional_id=args.fleet,

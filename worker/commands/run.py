@@ -67,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
         # Cheap checks first: loading the model may take minutes, and a mistyped path or
         # broker setting would otherwise only show after them.
         _check_model_references(settings)
-        topics = (settings.input_topic, settings.output_topic, settings.dlq_topic)
+        topics = (
+            settings.input_topic,
+            settings.output_topic,
+            settings.dlq_topic,
+            settings.review_topic,
+        )
         found = check_kafka(settings, kafka_connection(settings), topics)
         for topic in found.unknown_topics:
             log.warning("topic does not exist yet", topic=topic, hint="guardstream topics ensure")

@@ -7,7 +7,8 @@ is never listed on its own.
 
     at-least-once   READ   topic INPUT           fetch, list offsets, commit offsets
                     READ   group GROUP_ID        join, heartbeat, commit, fetch offsets
-                    WRITE  topic OUTPUT, DLQ     produce verdicts and dead letters
+                    WRITE  topic OUTPUT, DLQ,    produce verdicts, dead letters and
+                           REVIEW                review requests
     exactly-once    + WRITE transactional-id TRANSACTIONAL_ID (init, add partitions and
                     offsets, commit/abort; the offsets go in with the group's READ)
 

@@ -208,7 +208,9 @@ class StreamProcessor:
                 self._loop(max_messages, until)
             except BaseException as exc:
                 if _denied(exc):  # a missing ACL, not a bug: the reason without a stack
-                    log.error("stream processor failed; terminating without commit", error=repr(exc))
+                    log.error(
+                        "stream processor failed; terminating without commit", error=repr(exc)
+                    )
                 else:
                     log.exception("stream processor failed; terminating without commit")
                 self._step.terminate()
