@@ -229,6 +229,11 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         60.0, gt=0, description="Time to drain in-flight work on SIGTERM."
     )
+    ready_broker_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="/readyz turns unready when no broker connection was seen for this long.",
+    )
 
     @field_validator("allowed_buckets", "image_formats", mode="before")
     @classmethod

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     except PolicyFileError as exc:
         print(f"guardstream: bad policy file {exc}", file=sys.stderr)
         return 2
-    health = HealthState()
+    health = HealthState(broker_timeout_s=settings.ready_broker_timeout_s)
     server = None
     if settings.metrics_port:
         try:
