@@ -9,7 +9,8 @@ readers talk to the services directly.
 * S3 path: 2 s latency, connections cut mid-body, a 20 s blackhole, then a third of the
   connections stalled: nothing lost or dead-lettered within the retry budget, and events
   keep finishing while some reads hang (a stalled read holds only its own fetch thread).
-* /readyz goes unready while the broker is unreachable and comes back by itself.
+* /readyz (of the at-least-once worker in the broker test) goes unready while the broker
+  is blackholed and while it is unreachable, and comes back by itself.
 
 Each test prints a FAULTS line. Time is only ever the length of a fault, never asserted.
 """
@@ -83,82 +84,166 @@ def hold(seconds: float, during: Callable[[], None] | None = None) -> None:
         time.sleep(0.5)
 
 
-# --- broker path -----------------------------------------------------------------------
+def readyz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
 
 
-@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def wait_readyz(port: int, code: int, timeout_s: float, tick: Callable[[], None]) -> str:
+    """Poll /readyz until it answers ``code``; ``tick`` (the supervisor) runs meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tick()
+        status, body = readyz(port)
+        if status == code:
+            return body.strip()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/readyz stayed {status} ({body.strip()}), wanted {code}")
+        time.sleep(0.5)
+
+
+# --- broker path (and readiness) ------------------------------------------------------
+
+
+class Supervised:
+    """One ``guardstream run`` on its own lab, restarted when it exits (as Kubernetes
+    would), with what the test needs to account for it."""
+
+    def __init__(self, name: str, lab: Lab, env: dict[str, str], tmp_path: Path) -> None:
+        self.lab = lab
+        self.process = WorkerProcess(name, env, tmp_path)
+        self.exits: list[int | None] = []
+
+    def supervise(self) -> None:
+        if not self.process.running:
+            self.exits.append(self.process.proc.returncode if self.process.proc else None)
+            self.process.start()
+
+
 def test_degraded_network_to_the_broker(
     make_lab: Callable[..., Any],
     tiny_model_path: str,
     workers: list[WorkerProcess],
     kafka_proxy: Proxy,
     tmp_path: Path,
-    exactly_once: bool,
 ) -> None:
-    lab = make_lab(partitions=2)
-    chunks = [image_events(lab, 100, prefix=f"p{k}-") for k in range(5)]
-    sent = event_ids(e for chunk in chunks for e in chunk)
-    env = worker_env(
-        lab,
-        tiny_model_path,
-        kafka_bootstrap_servers=kafka_proxy.address,
-        worker_id=f"{lab.name}-w",
-        exactly_once=exactly_once,
-        **SIZES,
-    )
-    worker = WorkerProcess("w", env, tmp_path)
-    workers.append(worker)
-    exits: list[int | None] = []
+    """Both delivery modes at once (one worker each, own topics) through the same proxy:
+    the faults hit both alike and the test costs one fault sequence. The at-least-once
+    worker also serves /readyz, read during the blackhole and an outage at the end."""
+    port = free_port()
+    runs: dict[str, Supervised] = {}
+    chunks: dict[str, list[list[dict[str, Any]]]] = {}
+    for mode in ("at-least-once", "exactly-once"):
+        lab = make_lab(partitions=2)
+        extra: dict[str, Any] = (
+            {"metrics_port": port, "ready_broker_timeout_s": 5}
+            if mode == "at-least-once"
+            else {"exactly_once": True}
+        )
+        env = worker_env(
+            lab,
+            tiny_model_path,
+            kafka_bootstrap_servers=kafka_proxy.address,
+            worker_id=f"{lab.name}-w",
+            **SIZES,
+            **extra,
+        )
+        runs[mode] = Supervised(mode, lab, env, tmp_path)
+        workers.append(runs[mode].process)
+        chunks[mode] = [image_events(lab, 60, prefix=f"p{k}-") for k in range(6)]
+    sent = {mode: event_ids(e for chunk in chunks[mode] for e in chunk) for mode in runs}
+    isolation = {"at-least-once": "read_uncommitted", "exactly-once": "read_committed"}
+    readers = {m: OutputReader(runs[m].lab, isolation_level=isolation[m]).start() for m in runs}
+    progress: dict[str, dict[str, int]] = {mode: {} for mode in runs}
+    ready_seen: dict[str, set[int]] = {}
 
-    def supervise() -> None:  # as Kubernetes would: restart a worker that exited
-        if not worker.running:
-            exits.append(worker.proc.returncode if worker.proc else None)
-            worker.start()
+    def supervise() -> None:
+        for run in runs.values():
+            run.supervise()
 
-    isolation = "read_committed" if exactly_once else "read_uncommitted"
-    reader = OutputReader(lab, isolation_level=isolation).start()
-    progress: dict[str, int] = {}
+    def produce(phase: int) -> None:  # direct to the broker: arrives during the fault
+        for mode, run in runs.items():
+            run.lab.produce_events(chunks[mode][phase])
+
+    phases: list[tuple[str, str, dict[str, Any], float]] = [
+        ("latency", "latency", {"latency": 300, "jitter": 150}, 10),
+        ("bandwidth", "bandwidth", {"rate": 32}, 10),  # KB/s
+        ("resets", "reset_peer", {"timeout": 2000}, 10),
+        ("blackhole", "timeout", {"timeout": 0}, 20),
+    ]
     try:
-        lab.produce_events(chunks[0])
-        worker.start()
-        reader.wait_accounted(sent, 50, timeout_s=300, alive=worker.check_alive)
-        phases: list[tuple[str, str, dict[str, Any]]] = [
-            ("latency", "latency", {"latency": 300, "jitter": 150}),
-            ("bandwidth", "bandwidth", {"rate": 32}),  # KB/s
-            ("resets", "reset_peer", {"timeout": 2000}),
-            ("blackhole", "timeout", {"timeout": 0}),
-        ]
-        for (phase, kind, attributes), chunk in zip(phases, chunks[1:], strict=True):
+        produce(0)
+        for run in runs.values():
+            run.process.start()
+        for mode, reader in readers.items():
+            reader.wait_accounted(sent[mode], 30, timeout_s=300, alive=supervise)
+        wait_readyz(port, 200, 120, supervise)
+        for number, (phase, kind, attributes, seconds) in enumerate(phases, start=1):
+            seen: set[int] = set()
             with kafka_proxy.toxic(kind, **attributes):
-                lab.produce_events(chunk)  # direct to the broker: arrives during the fault
-                hold(20 if phase == "blackhole" else 12, during=supervise)
-                progress[phase] = reader.accounted(sent)
-        reader.wait_accounted(sent, len(sent), timeout_s=420, alive=supervise)
+                produce(number)
+                hold(seconds, during=lambda seen=seen: (supervise(), seen.add(readyz(port)[0])))
+            ready_seen[phase] = seen
+            for mode, reader in readers.items():
+                progress[mode][phase] = reader.accounted(sent[mode])
+        ready_after_blackhole = wait_readyz(port, 200, 180, supervise)
+        # Unreachable: connections closed, new ones refused, until the proxy is back.
+        kafka_proxy.set_enabled(False)
+        produce(5)
+        unready = wait_readyz(port, 503, 60, supervise)
+        kafka_proxy.set_enabled(True)
+        ready_again = wait_readyz(port, 200, 180, supervise)
+        for mode, reader in readers.items():
+            reader.wait_accounted(sent[mode], len(sent[mode]), timeout_s=420, alive=supervise)
     finally:
-        reader.stop()
-    worker.wait_logged("partitions assigned")
-    assert worker.stop() == 0
-    tally = OutputReader(lab, isolation_level=isolation).read_to_end()
-    bound = 0 if exactly_once else WINDOW * (len(exits) + len(phases))
-    report = FaultReport.from_tally(
-        "network-broker",
-        "exactly-once" if exactly_once else "at-least-once",
-        sent,
-        tally,
-        restarts=len(exits),
-        duplicate_bound=bound,
-        extra={
-            "faults": "+".join(kafka_proxy.injected),
-            "accounted_after": ",".join(f"{k}={v}" for k, v in progress.items()),
-            "worker_exit_codes": ",".join(map(str, exits)) or "none",
-        },
-    )
-    report.emit()
-    assert report.lost == 0, sorted(tally.lost(sent))[:20]
-    assert not report.dead_letters_by_stage
-    # At-least-once: a fault outlasting the session timeout costs a rebalance (or a
-    # restart), and what was done but not committed is redone: one window per disruption.
-    assert report.duplicates <= bound
+        for reader in readers.values():
+            reader.stop()
+    reports = {}
+    for mode, run in runs.items():
+        run.process.wait_logged("partitions assigned")
+        assert run.process.stop() == 0
+        tally = OutputReader(run.lab, isolation_level=isolation[mode]).read_to_end()
+        disruptions = len(phases) + 1 + len(run.exits)
+        report = FaultReport.from_tally(
+            "network-broker",
+            mode,
+            sent[mode],
+            tally,
+            restarts=len(run.exits),
+            duplicate_bound=0 if mode == "exactly-once" else WINDOW * disruptions,
+            extra={
+                "faults": "+".join(kafka_proxy.injected),
+                "accounted_after": ",".join(f"{k}={v}" for k, v in progress[mode].items()),
+                "worker_exit_codes": ",".join(map(str, run.exits)) or "none",
+                **(
+                    {
+                        "readyz_during": ",".join(
+                            f"{k}={'/'.join(map(str, sorted(v)))}" for k, v in ready_seen.items()
+                        ),
+                        "readyz_unreachable": repr(unready),
+                    }
+                    if mode == "at-least-once"
+                    else {}
+                ),
+            },
+        )
+        report.emit()
+        reports[mode] = (report, tally)
+    for mode, (report, tally) in reports.items():
+        assert report.lost == 0, (mode, sorted(tally.lost(sent[mode]))[:20])
+        assert not report.dead_letters_by_stage, mode
+        # A fault outlasting the session timeout costs a rebalance (or a restart), and
+        # what was done but not committed is redone: one window per disruption at most.
+        assert report.duplicates <= (report.duplicate_bound or 0), mode
+    # /readyz: unready while the broker could not be reached, ready again by itself.
+    assert 503 in ready_seen["blackhole"], ready_seen
+    assert unready == "broker not reachable"
+    assert ready_after_blackhole == "ok" and ready_again == "ok"
 
 
 # --- S3 path ---------------------------------------------------------------------------
@@ -251,94 +336,3 @@ def test_degraded_network_to_s3(
     assert report.dead_letters_by_stage == {}
     assert report.duplicates == 0
     assert during_stall > 0, "stalled S3 reads held up the other fetch threads"
-
-
-# --- readiness -------------------------------------------------------------------------
-
-
-def readyz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:
-        return 0, str(exc)
-
-
-def wait_readyz(port: int, code: int, timeout_s: float, worker: WorkerProcess) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        worker.check_alive()
-        status, body = readyz(port)
-        if status == code:
-            return body.strip()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"/readyz stayed {status} ({body.strip()}), wanted {code}")
-        time.sleep(0.5)
-
-
-@pytest.mark.parametrize("fault", ["unreachable", "blackhole"])
-def test_readyz_follows_the_broker(
-    make_lab: Callable[..., Any],
-    tiny_model_path: str,
-    workers: list[WorkerProcess],
-    kafka_proxy: Proxy,
-    tmp_path: Path,
-    fault: str,
-) -> None:
-    lab = make_lab(partitions=1)
-    port = free_port()
-    env = worker_env(
-        lab,
-        tiny_model_path,
-        kafka_bootstrap_servers=kafka_proxy.address,
-        metrics_port=port,
-        ready_broker_timeout_s=5,
-    )
-    worker = WorkerProcess("w", env, tmp_path)
-    workers.append(worker)
-    events = image_events(lab, 40)
-    sent = event_ids(events)
-    lab.produce_events(events[:20])
-    worker.start()
-    first = wait_readyz(port, 200, 300, worker)
-    if fault == "unreachable":  # connections closed, new ones refused
-        kafka_proxy.set_enabled(False)
-    else:  # connections accepted, nothing answered
-        blackhole = kafka_proxy.add("timeout", timeout=0)
-    down_at = time.monotonic()
-    unready = wait_readyz(port, 503, 120, worker)
-    unready_after_s = time.monotonic() - down_at
-    lab.produce_events(events[20:])
-    if fault == "unreachable":
-        kafka_proxy.set_enabled(True)
-    else:
-        kafka_proxy.remove(blackhole)
-    up_at = time.monotonic()
-    again = wait_readyz(port, 200, 180, worker)
-    ready_after_s = time.monotonic() - up_at
-    reader = OutputReader(lab).start()
-    try:
-        reader.wait_accounted(sent, len(sent), timeout_s=300, alive=worker.check_alive)
-    finally:
-        reader.stop()
-    assert worker.stop() == 0
-    tally = OutputReader(lab).read_to_end()
-    report = FaultReport.from_tally(
-        f"network-readyz-{fault}",
-        "at-least-once",
-        sent,
-        tally,
-        extra={
-            "faults": "+".join(kafka_proxy.injected),
-            "unready_after_s": round(unready_after_s, 1),
-            "ready_again_after_s": round(ready_after_s, 1),
-            "unready_body": repr(unready),
-        },
-    )
-    report.emit()
-    assert first == "ok" and again == "ok"
-    assert unready == "broker not reachable"
-    assert report.lost == 0 and not report.dead_letters_by_stage
-    assert report.duplicates <= WINDOW  # one rebalance's redone work at most
