@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     image_formats: CommaList = Field(
         ("JPEG", "PNG", "WEBP", "GIF"), description="Accepted image formats."
     )
+    decode_memory_budget_mb: int | None = Field(
+        None,
+        ge=0,
+        description="Decoded pixels the fetch threads may hold at once, MB; a thread waits instead of allocating past it. Unset: 2 × the largest image IMAGE_MAX_PIXELS admits (8 bytes a pixel: 800 MB at 50 MP); 0 = no limit.",
+    )
 
     # --- Event limits --------------------------------------------------------------
     max_messages: int = Field(64, ge=1, description="Messages per event.")
@@ -257,6 +262,13 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
             raise ValueError("kafka_sasl_mechanism is required with a SASL security protocol")
         return self
+
+    @property
+    def effective_decode_budget_bytes(self) -> int | None:
+        """``DecodeBudget`` size (``worker.images.budget``), None when turned off."""
+        if self.decode_memory_budget_mb is None:
+            return 2 * self.image_max_pixels * 8  # = budget.default_budget_bytes
+        return self.decode_memory_budget_mb * 1_000_000 or None
 
     @property
     def effective_transactional_id(self) -> str:

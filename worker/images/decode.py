@@ -78,6 +78,17 @@ def decode_image(
 
 
 def _decode(data: bytes, limits: ImageLimits, draft_for: TilingSpec | None) -> Image.Image:
+    image = _open_checked(data, limits, draft_for)
+    width, height = image.info[SOURCE_SIZE_KEY]
+    image.load()  # the first frame of animations; truncated data raises here
+    rgb = convert_to_rgb(narrow_wide_greyscale(image))
+    rgb.info[SOURCE_SIZE_KEY] = (width, height)
+    return rgb
+
+
+def _open_checked(data: bytes, limits: ImageLimits, draft_for: TilingSpec | None) -> Image.Image:
+    """Opened (header only), format and pixel count checked, JPEG draft set: nothing
+    decoded yet. ``info[SOURCE_SIZE_KEY]`` holds the stored size."""
     allowed = [name.upper() for name in limits.allowed_formats]
     try:
         image = Image.open(io.BytesIO(data), formats=allowed)
@@ -94,10 +105,25 @@ def _decode(data: bytes, limits: ImageLimits, draft_for: TilingSpec | None) -> I
         if plan.width < width and plan.height < height:
             # libjpeg picks the largest 1/2^k scale that still covers the target.
             image.draft(image.mode, (plan.width, plan.height))
-    image.load()  # the first frame of animations; truncated data raises here
-    rgb = convert_to_rgb(narrow_wide_greyscale(image))
-    rgb.info[SOURCE_SIZE_KEY] = (width, height)
-    return rgb
+    image.info[SOURCE_SIZE_KEY] = (width, height)
+    return image
+
+
+# Bytes per pixel of PIL's storage: one byte for 1/L/P, two for I;16*, four for every
+# multi-band mode (RGB is stored as RGBX) and for I/F.
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def decoded_bytes(data: bytes, limits: ImageLimits, draft_for: TilingSpec | None = None) -> int:
+    """An upper estimate of the memory ``decode_image`` + tiling hold at their peak for
+    ``data``: the decoded frame (after any JPEG draft) plus its RGB copy; from the
+    header only. 0 when the header is refused: ``decode_image`` then says why, cheaply."""
+    try:
+        image = _open_checked(data, limits, draft_for)
+    except Exception:
+        return 0
+    width, height = image.size
+    return width * height * (_STORED_BYTES.get(image.mode, 4) + 4)
 
 
 def _sniff(data: bytes) -> str:
