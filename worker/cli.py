@@ -28,6 +28,7 @@ from worker.commands import (
 from worker.commands import eval as eval_command
 from worker.commands.settings_flags import SettingsError, add_settings_flags, load_settings
 from worker.config import env_name, settings_table
+from worker.startup_errors import StartupError
 
 # Each module registers one subcommand; its heavy imports happen when it runs.
 COMMANDS: tuple[Any, ...] = (
@@ -86,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"guardstream: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"guardstream: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

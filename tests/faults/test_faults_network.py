@@ -17,7 +17,6 @@ Each test prints a FAULTS line. Time is only ever the length of a fault, never a
 
 from __future__ import annotations
 
-import io
 import os
 import time
 import urllib.error
@@ -37,11 +36,10 @@ from fault_harness import (
     image_events,
     worker_env,
 )
-from PIL import Image
 from toxiproxy import Proxy, Toxiproxy, free_port
-from worker_harness import Lab, conversation, running_worker
 
-from worker.pipeline import Models
+from worker.engine.models import Models
+from worker.lab import Lab, conversation, noise_png, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -249,16 +247,6 @@ def test_degraded_network_to_the_broker(
 # --- S3 path ---------------------------------------------------------------------------
 
 
-def noise_png(side: int, seed: int) -> bytes:
-    """Incompressible (~3 bytes a pixel): a body big enough to be cut midway."""
-    import random
-
-    rng = random.Random(seed)
-    buffer = io.BytesIO()
-    Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def test_degraded_network_to_s3(
     make_lab: Callable[..., Any],
     models: Models,
@@ -266,7 +254,7 @@ def test_degraded_network_to_s3(
     s3_proxy: Proxy,
 ) -> None:
     lab: Lab = make_lab(partitions=2)
-    uris = [lab.put_image(f"big/{k}.png", noise_png(160, k)) for k in range(4)]  # ~77 KB
+    uris = [lab.put_image(f"big/{k}.png", noise_png(160, 160)) for k in range(4)]  # ~77 KB
     chunks = [
         [
             conversation(f"s{k}-{i}", images=(uris[i % 4],), text=f"s3 fault {i % 3}")
@@ -276,8 +264,8 @@ def test_degraded_network_to_s3(
     ]
     sent = event_ids(e for chunk in chunks for e in chunk)
     fetch_max_seconds = 300.0
-    settings = lab.settings(
-        tiny_model_path,
+    settings = lab.worker_settings(
+        model=tiny_model_path,
         s3_endpoint_url=f"http://{s3_proxy.address}",
         fetch_max_attempts=14,
         fetch_max_seconds=fetch_max_seconds,

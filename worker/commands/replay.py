@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     from worker.clients import kafka_connection
     from worker.logs import configure_logging
-    from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
     from worker.startup_errors import check_kafka, kafka_errors
+    from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
     from worker.streaming.replay import replay_dead_letters
 
     settings = load_settings(args)
