@@ -92,16 +92,19 @@ def readyz(port: int) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def wait_readyz(port: int, code: int, timeout_s: float, tick: Callable[[], None]) -> str:
-    """Poll /readyz until it answers ``code``; ``tick`` (the supervisor) runs meanwhile."""
+def wait_readyz(
+    port: int, code: int, timeout_s: float, tick: Callable[[], None], body: str | None = None
+) -> str:
+    """Poll /readyz until it answers ``code`` (with ``body``, if given); ``tick`` (the
+    supervisor) runs meanwhile."""
     deadline = time.monotonic() + timeout_s
     while True:
         tick()
-        status, body = readyz(port)
-        if status == code:
-            return body.strip()
+        status, text = readyz(port)
+        if status == code and (body is None or text.strip() == body):
+            return text.strip()
         if time.monotonic() > deadline:
-            raise AssertionError(f"/readyz stayed {status} ({body.strip()}), wanted {code}")
+            raise AssertionError(f"/readyz stayed {status} ({text.strip()}), wanted {code}")
         time.sleep(0.5)
 
 
@@ -193,7 +196,9 @@ def test_degraded_network_to_the_broker(
         # Unreachable: connections closed, new ones refused, until the proxy is back.
         kafka_proxy.set_enabled(False)
         produce(5)
-        unready = wait_readyz(port, 503, 60, supervise)
+        # Unready at once (the member also drops out of the group: "not consuming yet"),
+        # and past READY_BROKER_TIMEOUT_S for the reason that matters.
+        unready = wait_readyz(port, 503, 60, supervise, body="broker not reachable")
         kafka_proxy.set_enabled(True)
         ready_again = wait_readyz(port, 200, 180, supervise)
         for mode, reader in readers.items():
