@@ -35,6 +35,7 @@ from worker.config import Settings
 from worker.engine.models import Models
 from worker.engine.types import Classifier
 from worker.health import HealthState
+from worker.images.budget import DecodeBudget, unmap_large_frees
 from worker.images.decode import ImageLimits
 from worker.images.fetcher import ImageFetcher, RetryPolicy
 from worker.images.load import load_image
@@ -141,7 +142,8 @@ def event_limits(settings: Settings) -> EventLimits:
 def image_loader(
     settings: Settings, s3: Any, tiling: TilingSpec, metrics: Metrics
 ) -> Callable[[ImageContent], PreparedImage]:
-    """S3 object → tiles with the settings' allowlist, limits and retries, counted."""
+    """S3 object → tiles with the settings' allowlist, limits and retries, counted;
+    decodes share one ``DecodeBudget`` (``DECODE_MEMORY_BUDGET_MB``) unless it is 0."""
     fetcher = ImageFetcher(
         s3,
         BucketAllowlist(settings.allowed_buckets),
@@ -160,12 +162,19 @@ def image_loader(
         metrics.fetched_bytes.inc(size)
         metrics.fetch_seconds.observe(seconds)
 
+    budget_bytes = settings.effective_decode_budget_bytes
+    budget = None
+    if budget_bytes is not None:
+        budget = DecodeBudget(budget_bytes)
+        # Freed pixel blocks go back to the OS, or RSS would not follow the budget.
+        unmap_large_frees()
     return partial(
         load_image,
         fetcher,
         spec=tiling,
         draft=settings.image_draft_decode,
         observer=observe,
+        budget=budget,
     )
 
 

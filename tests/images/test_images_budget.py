@@ -1,6 +1,6 @@
 """The decode memory budget: threads wait instead of allocating, the result is the same
-as the plain path, and a burst of near-limit PNGs stays within it (peak RSS measured in
-fresh processes, with and without the budget)."""
+as the plain path, the worker's loader uses it, and a burst of near-limit PNGs from S3
+stays within it (peak RSS measured in fresh processes, with and without the budget)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,21 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from PIL import Image
 
+from schemas.conversation import ImageContent
 from worker.config import Settings
 from worker.images.budget import DecodeBudget, decode_and_prepare, default_budget_bytes
 from worker.images.decode import ImageLimits, decoded_bytes
 from worker.images.types import TilingSpec
+from worker.metrics import Metrics
+from worker.pipeline import image_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = ImageLimits()
@@ -109,45 +114,84 @@ def test_the_default_is_sized_from_the_pixel_limit() -> None:
     assert Settings(decode_memory_budget_mb=300).effective_decode_budget_bytes == 300_000_000
 
 
+# --- the worker's loader: S3 → budgeted decode ------------------------------------------
+
+
+def worker_loader(s3: Any, bucket: str, **settings: Any) -> Any:
+    """The loader ``guardstream run`` builds (``pipeline.image_loader``)."""
+    return image_loader(Settings(allowed_buckets=bucket, **settings), s3, TilingSpec(), Metrics())
+
+
+@pytest.mark.integration
+def test_the_workers_loader_waits_for_the_budget(s3: Any, bucket: str) -> None:
+    data = encoded(Image.new("RGB", (1000, 1000), (1, 2, 3)), "PNG")  # 8 MB decoded
+    s3.put_object(Bucket=bucket, Key="a.png", Body=data)
+    item = ImageContent(type="image", s3_uri=f"s3://{bucket}/a.png")
+    assert worker_loader(s3, bucket, decode_memory_budget_mb=0).keywords["budget"] is None
+    loader = worker_loader(s3, bucket, decode_memory_budget_mb=1)  # one image at a time
+    budget = loader.keywords["budget"]
+    with ThreadPoolExecutor(4) as pool:
+        prepared = list(pool.map(lambda _: loader(item), range(8)))
+    plain = decode_and_prepare(data, LIMITS, SPEC, "s")
+    assert all(torch.equal(p.pixel_values, plain.pixel_values) for p in prepared)
+    assert budget.waits > 0 and budget.peak == decoded_bytes(data, LIMITS) and budget.in_use == 0
+
+
 # --- peak RSS during a burst -----------------------------------------------------------
 
 BURST = """
-import json, resource, sys
+import json, os, resource, sys
 from concurrent.futures import ThreadPoolExecutor
-from worker.images.budget import DecodeBudget, decode_and_prepare, unmap_large_frees
-from worker.images.decode import ImageLimits
+from schemas.conversation import ImageContent
+from schemas.conversation import ImageContent
+from worker.config import Settings
+from worker.images.fetcher import make_s3_client
 from worker.images.types import TilingSpec
+from worker.metrics import Metrics
+from worker.pipeline import image_loader
+from worker.metrics import Metrics
+from worker.pipeline import image_loader
 
-path, budget_bytes, threads, images = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-if sys.argv[5] == "unmap":
-    assert unmap_large_frees()  # what `guardstream run` does with a budget
-data = open(path, "rb").read()
-limits, spec = ImageLimits(), TilingSpec()
-decode_and_prepare(data, limits, spec, "warm")  # imports, allocator warm-up, lazy tables
+endpoint, bucket, key, budget_mb, images = sys.argv[1:6]
+settings = Settings(allowed_buckets=bucket, s3_endpoint_url=endpoint,
+                    decode_memory_budget_mb=None if budget_mb == "default" else int(budget_mb))
+s3 = make_s3_client(endpoint, "us-east-1", settings.fetch_concurrency,
+                    access_key_id=os.environ["GS_KEY"], secret_access_key=os.environ["GS_SECRET"])
+# What `guardstream run` builds: with a budget, it also fixes glibc's mmap threshold.
+load = image_loader(settings, s3, TilingSpec(), Metrics())
+budget = load.keywords["budget"]
+item = ImageContent(type="image", s3_uri=f"s3://{bucket}/{key}")
+load(item)  # imports, allocator warm-up, lazy tables, the S3 connection
 mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 baseline = mb()
-budget = DecodeBudget(budget_bytes) if budget_bytes else None
-with ThreadPoolExecutor(threads) as pool:
-    done = list(pool.map(lambda _: decode_and_prepare(data, limits, spec, "x", budget=budget), range(images)))
+with ThreadPoolExecutor(settings.fetch_concurrency) as pool:
+    done = list(pool.map(lambda _: load(item), range(int(images))))
 print(json.dumps({"baseline_mb": round(baseline), "peak_mb": round(mb()),
+                  "budget_mb": round(budget.max_bytes / 1e6) if budget else 0,
                   "waits": budget.waits if budget else 0, "images": len(done)}))
 """
 
 
 def burst(
-    png: Path, budget_bytes: int, threads: int, images: int, *, unmap: bool
+    s3_endpoint: str, s3_credentials: dict[str, str], bucket: str, budget_mb: str, images: int
 ) -> dict[str, int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "GS_KEY": s3_credentials["access_key_id"],
+        "GS_SECRET": s3_credentials["secret_access_key"],
+    }
     done = subprocess.run(
         [
             sys.executable,
             "-c",
             BURST,
-            str(png),
-            str(budget_bytes),
-            str(threads),
+            s3_endpoint,
+            bucket,
+            "near-limit.png",
+            budget_mb,
             str(images),
-            "unmap" if unmap else "keep",
         ],
         capture_output=True,
         text=True,
@@ -160,30 +204,36 @@ def burst(
 
 
 @pytest.mark.slow
-def test_peak_rss_of_a_burst_of_near_limit_pngs(tmp_path: Path) -> None:
-    """16 fetch threads, 16 PNGs of 40 MP (under the 50 MP limit; PNGs have no draft
-    decode). Without the budget every thread holds its pixels at once; with the default
-    budget (2 × the largest admissible image) at most a few do. (The fixed mmap threshold
-    alone bounds nothing: measured once, +2719 MB for the same burst.)"""
+@pytest.mark.integration
+def test_peak_rss_of_a_burst_of_near_limit_pngs(
+    s3: Any, s3_endpoint: str, s3_credentials: dict[str, str], bucket: str
+) -> None:
+    """16 PNGs of 40 MP (under the 50 MP limit; PNGs have no draft decode) from S3
+    through the worker's loader at the default fetch concurrency (16 threads). Without
+    the budget every thread holds its pixels at once; with the default budget
+    (2 × the largest admissible image) at most a few do. (The fixed mmap threshold alone
+    bounds nothing: measured once, +2719 MB for the same burst.)"""
     side = (6400, 6250)  # 40 MP
-    png = tmp_path / "near-limit.png"
-    Image.new("RGB", side, (120, 60, 200)).save(png, "PNG")  # compresses to ~120 KB
+    s3.put_object(
+        Bucket=bucket,
+        Key="near-limit.png",
+        Body=encoded(Image.new("RGB", side, (120, 60, 200)), "PNG"),  # ~120 KB
+    )
     per_image_mb = side[0] * side[1] * 8 / 1e6
     budget = default_budget_bytes(LIMITS.max_pixels)
     runs = {
-        "without": burst(png, 0, 16, 16, unmap=False),  # the plain path, glibc defaults
-        "with": burst(png, budget, 16, 16, unmap=True),  # what `guardstream run` does
+        name: burst(s3_endpoint, s3_credentials, bucket, budget_mb, 16)
+        for name, budget_mb in (("without", "0"), ("with", "default"))
     }
     grown = {name: r["peak_mb"] - r["baseline_mb"] for name, r in runs.items()}
     print(
-        f"\nRSS, burst of 16 × 40 MP PNGs through 16 threads (one ≈ {per_image_mb:.0f} MB "
-        f"decoded), peak over a {runs['without']['baseline_mb']} MB baseline: without budget "
-        f"+{grown['without']} MB; "
-        f"default budget ({budget / 1e6:.0f} MB) + fixed threshold +{grown['with']} MB "
-        f"({runs['with']['waits']} waits)"
+        f"\nRSS, burst of 16 × 40 MP PNGs from S3 through the worker's loader, 16 threads "
+        f"(one ≈ {per_image_mb:.0f} MB decoded), peak over a {runs['without']['baseline_mb']} "
+        f"MB baseline: without budget +{grown['without']} MB; default budget "
+        f"({runs['with']['budget_mb']} MB) +{grown['with']} MB ({runs['with']['waits']} waits)"
     )
     assert all(r["images"] == 16 for r in runs.values())
-    assert runs["with"]["waits"] > 0
+    assert runs["with"]["budget_mb"] == round(budget / 1e6) and runs["with"]["waits"] > 0
     # The reservation is an upper estimate of what a decode holds: growth stays within
     # the budget plus allocator slack; without it, several images' worth more.
     assert grown["with"] <= budget / 1e6 + 200

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 
 from schemas.conversation import ImageContent
-from worker.images.decode import ImageLimits, decode_image
+from worker.images.budget import DecodeBudget, decode_and_prepare
+from worker.images.decode import ImageLimits
 from worker.images.fetcher import ImageFetcher
-from worker.images.preprocess import prepare_image
 from worker.images.types import PreparedImage, TilingSpec
 
 LoadObserver = Callable[[int, float], None]
@@ -25,17 +25,20 @@ def load_image(
     *,
     draft: bool = True,
     observer: LoadObserver | None = None,
+    budget: DecodeBudget | None = None,
 ) -> PreparedImage:
     """Raises ImageError subclasses only; ``permanent`` ones dead-letter at stage ``fetch``.
 
     ``draft`` decodes large JPEGs at reduced scale (faster, near-identical tiles);
-    ``limits`` defaults to the fetcher's.
+    ``limits`` defaults to the fetcher's. With a ``budget`` the thread waits, after the
+    fetch and before decoding, until the image's decoded pixels fit in it.
     """
     started = time.monotonic()
     limits = limits or fetcher.limits
     fetched = fetcher.fetch(item)
-    image = decode_image(fetched.data, limits, draft_for=spec if draft else None)
-    prepared = prepare_image(image, spec, fetched.sha256)
+    prepared = decode_and_prepare(
+        fetched.data, limits, spec, fetched.sha256, draft=draft, budget=budget
+    )
     if observer is not None:
         observer(fetched.size, time.monotonic() - started)
     return prepared
