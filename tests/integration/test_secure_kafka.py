@@ -136,9 +136,21 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]
 
 
 @pytest.mark.parametrize(
-    ("listener", "exactly_once"),
-    [("sasl", False), ("mtls", False), ("sasl", True)],
-    ids=["sasl_ssl-at-least-once", "mtls-at-least-once", "sasl_ssl-exactly-once"],
+    ("listener", "exactly_once", "driver"),
+    [
+        ("sasl", False, "kafka-python"),
+        ("mtls", False, "kafka-python"),
+        ("sasl", True, "kafka-python"),
+        ("sasl", True, "confluent"),
+        ("mtls", False, "confluent"),
+    ],
+    ids=[
+        "sasl_ssl-at-least-once",
+        "mtls-at-least-once",
+        "sasl_ssl-exactly-once",
+        "sasl_ssl-exactly-once-confluent",
+        "mtls-at-least-once-confluent",
+    ],
 )
 def test_worker_end_to_end_with_least_privilege(
     secure: SecureServices,
@@ -147,8 +159,14 @@ def test_worker_end_to_end_with_least_privilege(
     tiny_model_path: str,
     listener: str,
     exactly_once: bool,
+    driver: str,
 ) -> None:
-    lab = make_lab(secure.sasl_settings() if listener == "sasl" else secure.mtls_settings())
+    """The same least-privilege ACLs serve both Kafka drivers (librdkafka's settings
+    come from ``drivers.confluent_config``)."""
+    if driver == "confluent":
+        pytest.importorskip("confluent_kafka")
+    security = secure.sasl_settings() if listener == "sasl" else secure.mtls_settings()
+    lab = make_lab({**security, "kafka_driver": driver})
     txn_id = f"{lab.name}-txn" if exactly_once else None
     specs = needed_acls(secure, lab, txn_id)
     if listener == "sasl":  # the README's lines through the real kafka-acls
