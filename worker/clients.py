@@ -20,12 +20,14 @@ from worker.streaming.kafka_config import KafkaConnection
 @dataclass(frozen=True)
 class WorkerClients:
     """A consumer, a producer (transactional in exactly-once mode) and an S3 client, as
-    ``Worker`` uses them, and the Kafka driver that built the first two."""
+    ``Worker`` uses them, and the Kafka driver that built the first two; with known-bad
+    image banks (``HASH_BANK_TOPIC``), the bank topic's consumer (a ``BankFollower``'s)."""
 
     consumer: Any
     producer: Any
     s3: Any
     driver: KafkaDriver = field(default_factory=KafkaPythonDriver)
+    bank_consumer: Any = None
 
 
 def kafka_connection(settings: Settings) -> KafkaConnection:
@@ -46,8 +48,11 @@ def kafka_connection(settings: Settings) -> KafkaConnection:
 
 def connect(settings: Settings, *, s3_client: Any = None) -> WorkerClients:
     """Build the worker's clients with the ``KAFKA_DRIVER``: the consumer
-    (``read_committed`` in exactly-once mode), the producer, and the S3 client
-    (``s3_client`` if given). ``DriverUnavailable`` when the driver's library is missing."""
+    (``read_committed`` in exactly-once mode), the producer, the S3 client
+    (``s3_client`` if given), and with ``HASH_BANK_TOPIC`` the bank consumer (kafka-python,
+    no group: ``worker.hashbank.build_bank_consumer``). ``DriverUnavailable`` when the
+    driver's library is missing."""
+    from worker.hashbank import build_bank_consumer
     from worker.images.fetcher import make_s3_client
 
     driver = load_driver(settings.kafka_driver)
@@ -71,7 +76,10 @@ def connect(settings: Settings, *, s3_client: Any = None) -> WorkerClients:
         settings.s3_region,
         max_pool_connections=settings.fetch_concurrency,
     )
-    return WorkerClients(consumer=consumer, producer=producer, s3=s3, driver=driver)
+    bank_consumer = build_bank_consumer(conn) if settings.hash_bank_topic else None
+    return WorkerClients(
+        consumer=consumer, producer=producer, s3=s3, driver=driver, bank_consumer=bank_consumer
+    )
 
 
 def _secret(value: Any) -> str | None:

@@ -197,8 +197,8 @@ class Settings(BaseSettings):
 
     # --- Known-bad image banks -------------------------------------------------------
     hash_bank_topic: str | None = Field(
-        "moderation.hashbank",
-        description="Compacted topic of known-bad image hashes (HashBankEntry, key 'signal:hash', a tombstone removes); every worker reads it from the beginning, then follows it. Empty = no banks.",
+        None,
+        description="Compacted topic of known-bad image hashes (HashBankEntry, key 'signal:hash', a tombstone removes), e.g. moderation.hashbank; every worker reads it from the beginning (not ready, and not consuming, until caught up), then follows it. Unset or empty = banks off: images are not hashed.",
     )
     hash_match_distance: int = Field(
         31,

@@ -6,6 +6,7 @@ each runs in a streaming step from ``worker.streaming``:
 
     RunTask(Decode)                      consumer thread
     RunTaskInThreads(Fetch)              FETCH_CONCURRENCY threads, MAX_IN_FLIGHT events
+                                         (with banks: hash, look up; a match may skip the model)
     RunBatchesInThread(Classify)         one model thread, MAX_BATCH_SIZE / _WAIT_MS / _TILES
     RunTask(Decide)                      the tenant profile's action (worker.policy)
     RunTask(Publish)                     verdict (+ review record) or dead letter (+ fallback)
@@ -14,7 +15,9 @@ each runs in a streaming step from ``worker.streaming``:
 
 A full step raises ``MessageRejected`` and the consumer loop pauses its partitions,
 so GPU time never blocks polling and memory stays bounded. The clients come in built
-(``worker.clients.connect``); the models too (``load_models``).
+(``worker.clients.connect``); the models too (``load_models``). With known-bad image banks
+(``HASH_BANK_TOPIC``) a ``BankFollower`` keeps a ``HashBank`` equal to the bank topic on
+its own thread; the consumer loop starts once it has caught up.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -34,6 +37,7 @@ from worker.clients import WorkerClients
 from worker.config import Settings
 from worker.engine.models import Models
 from worker.engine.types import Classifier
+from worker.hashbank import BankFollower, HashBank, hash_image, match_image
 from worker.health import HealthState
 from worker.images.budget import DecodeBudget, unmap_large_frees
 from worker.images.decode import ImageLimits
@@ -76,13 +80,15 @@ def build_steps(
     *,
     policy: PolicyStore | None = None,
     wakeup: threading.Event | None = None,
+    bank: HashBank | None = None,
 ) -> ProcessingStep[bytes | None]:
     """The step chain from the consumed value to the terminal (publish + commit) step.
 
     ``wakeup`` is set by the fetch and model threads when they finish something
     (give the same event to the ``StreamProcessor``). Events without images, and
     failures, skip the fetch threads: there is nothing to fetch. ``policy``: the tenant
-    profiles (default: the built-in one, as without a policy file).
+    profiles (default: the built-in one, as without a policy file). ``bank``: known-bad
+    image banks on (``load_image`` must then hash: ``image_loader(hashing=True)``).
     """
     policy = policy or PolicyStore(None, unsafe_threshold=settings.unsafe_threshold)
     decode = Decode(
@@ -107,7 +113,11 @@ def build_steps(
         partial(RunTask, decode),
         partial(
             RunTaskInThreads,
-            Fetch(load_image),
+            Fetch(
+                load_image,
+                bank_matcher(settings, bank) if bank is not None else None,
+                settings.hash_match_action,
+            ),
             max_in_flight=settings.max_in_flight,
             max_workers=settings.fetch_concurrency,
             thread_name_prefix="guardstream-fetch",
@@ -139,11 +149,17 @@ def event_limits(settings: Settings) -> EventLimits:
     )
 
 
+def bank_matcher(settings: Settings, bank: HashBank) -> Callable[[Any], Any]:
+    """An image's hashes → the bank entry they match, per the ``HASH_*`` settings."""
+    return partial(match_image, bank, min_quality=settings.hash_min_pdq_quality)
+
+
 def image_loader(
-    settings: Settings, s3: Any, tiling: TilingSpec, metrics: Metrics
+    settings: Settings, s3: Any, tiling: TilingSpec, metrics: Metrics, *, hashing: bool = False
 ) -> Callable[[ImageContent], PreparedImage]:
     """S3 object → tiles with the settings' allowlist, limits and retries, counted;
-    decodes share one ``DecodeBudget`` (``DECODE_MEMORY_BUDGET_MB``) unless it is 0."""
+    decodes share one ``DecodeBudget`` (``DECODE_MEMORY_BUDGET_MB``) unless it is 0;
+    ``hashing``: with the image's PDQ and MD5 (known-bad image banks)."""
     fetcher = ImageFetcher(
         s3,
         BucketAllowlist(settings.allowed_buckets),
@@ -175,6 +191,7 @@ def image_loader(
         draft=settings.image_draft_decode,
         observer=observe,
         budget=budget,
+        hasher=hash_image if hashing else None,
     )
 
 
@@ -231,6 +248,19 @@ class Worker:
             if classifier is not None:
                 self._observe_model(role, classifier)
 
+        self.bank: HashBank | None = None
+        self.bank_follower: BankFollower | None = None
+        if settings.hash_bank_topic:
+            if clients.bank_consumer is None:
+                raise ValueError("HASH_BANK_TOPIC is set but no bank consumer was given")
+            self.bank = HashBank(settings.hash_match_distance, metrics=self.metrics)
+            follower = BankFollower(
+                clients.bank_consumer, self.bank, settings.hash_bank_topic, metrics=self.metrics
+            )
+            self.bank_follower = follower
+            self.health.hash_bank_ready = lambda: follower.ready
+        self._stopping = threading.Event()
+
         self.tracker = OffsetTracker()
         # Set by the fetch and model threads when they finish work: the consumer
         # loop waits on it while backpressure holds the partitions paused.
@@ -252,12 +282,21 @@ class Worker:
             terminal = Produce(
                 self.producer, CommitOffsets(self.tracker, commit, commit_interval_s=interval_s)
             )
-        load = image_loader(settings, clients.s3, models.tiling, self.metrics)
+        load = image_loader(
+            settings, clients.s3, models.tiling, self.metrics, hashing=self.bank is not None
+        )
         self.processor = StreamProcessor(
             self.consumer,
             [settings.input_topic],
             build_steps(
-                settings, models, load, terminal, self.metrics, policy=self.policy, wakeup=wakeup
+                settings,
+                models,
+                load,
+                terminal,
+                self.metrics,
+                policy=self.policy,
+                wakeup=wakeup,
+                bank=self.bank,
             ),
             self.tracker,
             commit=commit,
@@ -281,6 +320,7 @@ class Worker:
         ).set(1)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.processor.stop()
 
     def _count_cache_lookup(self, cache: str, hit: bool) -> None:
@@ -302,6 +342,8 @@ class Worker:
         # What is alive now (modules, models, clients) lives as long as the loop: keep
         # it out of the collector's full passes, which otherwise walk all of it (some
         # 200,000 objects with torch loaded, ~0.15 s a pass) every few thousand events.
+        if self.bank_follower is not None:
+            self.bank_follower.start()
         gc.freeze()
         previous_sighup = None
         if handle_signals and threading.current_thread() is threading.main_thread():
@@ -310,12 +352,30 @@ class Worker:
                 signal.SIGHUP, lambda _signum, _frame: self.policy.request_reload()
             )
         try:
-            self.processor.run(until=tick, handle_signals=handle_signals)
+            if self._wait_for_bank(until):
+                self.processor.run(until=tick, handle_signals=handle_signals)
         finally:
             if previous_sighup is not None:
                 signal.signal(signal.SIGHUP, previous_sighup)
             gc.unfreeze()
+            if self.bank_follower is not None:
+                self.bank_follower.stop()
         log.info("worker stopped", **vars(self.processor.stats))
+
+    def _wait_for_bank(self, until: Callable[[], bool] | None) -> bool:
+        """Until the bank follower caught up (events before that would miss matches);
+        False if told to stop meanwhile. Liveness keeps turning."""
+        follower = self.bank_follower
+        if follower is None:
+            return True
+        while not follower.wait_caught_up(0.2):
+            self.health.loop_turned()
+            if follower.error is not None:
+                raise RuntimeError("the hash bank follower failed") from follower.error
+            if self._stopping.is_set() or (until is not None and until()):
+                return False
+        log.info("hash bank loaded", entries=len(cast(HashBank, self.bank)))
+        return True
 
     def _observe(self) -> None:
         """Once per loop turn: liveness and the policy file (a cheap check, at most once a

@@ -15,6 +15,7 @@ from schemas.conversation import ConversationEvent
 from schemas.dead_letter import ErrorStage
 from worker.engine.aggregate import AggregateVerdict
 from worker.engine.types import ClassificationRequest, ClassificationResult
+from worker.hashbank.bank import BankMatch
 from worker.policy import Decision, Profile
 from worker.prompt.types import Prompt
 
@@ -50,13 +51,30 @@ class DecodedEvent:
 class FetchedEvent:
     decoded: DecodedEvent
     requests: tuple[ClassificationRequest, ...]  # one per prompt, images attached
+    matches: tuple[BankMatch | None, ...] = ()
+    """Per request, the known-bad image bank entry its image matched (empty: banks off)."""
+    skips: tuple[bool, ...] = ()
+    """Per request, whether the model is skipped (a match, ``HASH_MATCH_ACTION=block``)."""
+
+    def match_of(self, index: int) -> BankMatch | None:
+        return self.matches[index] if self.matches else None
+
+    def skips_model(self, index: int) -> bool:
+        return bool(self.skips) and self.skips[index]
+
+    @property
+    def model_requests(self) -> int:
+        """Requests the model classifies (the others matched a bank)."""
+        return sum(1 for i in range(len(self.requests)) if not self.skips_model(i))
 
     @property
     def tiles(self) -> int:
-        """Cost in the batch budget: tile slots (the encoder runs on all of them), 1 for text."""
+        """Cost in the batch budget: tile slots (the encoder runs on all of them), 1 for text;
+        nothing for a request that skips the model."""
         return sum(
             int(request.image.pixel_values.shape[0]) if request.image is not None else 1
-            for request in self.requests
+            for i, request in enumerate(self.requests)
+            if not self.skips_model(i)
         )
 
 

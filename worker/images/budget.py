@@ -11,9 +11,13 @@ forever. Small images (and drafted JPEGs) cost little and rarely wait.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from PIL import Image
 
 from worker.images.decode import ImageLimits, decode_image, decoded_bytes
 from worker.images.preprocess import prepare_image
@@ -95,15 +99,30 @@ def decode_and_prepare(
     *,
     draft: bool = True,
     budget: DecodeBudget | None = None,
+    hasher: Callable[[Image.Image, bytes], Any] | None = None,
 ) -> PreparedImage:
     """``decode_image`` then ``prepare_image``; with a ``budget``, the decoded pixels
     are reserved before they are allocated and released once the tiles exist (the
-    full-size image is gone by then). The result is the same either way."""
+    full-size image is gone by then). The result is the same either way. ``hasher``
+    (known-bad image banks on) hashes the decoded image and the bytes, carried on the
+    result as ``hashes``."""
     draft_for = tiling if draft else None
     if budget is None:
-        return prepare_image(decode_image(data, limits, draft_for=draft_for), tiling, sha256)
+        image = decode_image(data, limits, draft_for=draft_for)
+        return _hashed(prepare_image(image, tiling, sha256), image, data, hasher)
     with budget.reserve(decoded_bytes(data, limits, draft_for)):
         image = decode_image(data, limits, draft_for=draft_for)
-        prepared = prepare_image(image, tiling, sha256)
+        prepared = _hashed(prepare_image(image, tiling, sha256), image, data, hasher)
         del image  # before the reservation ends, not when the frame does
     return prepared
+
+
+def _hashed(
+    prepared: PreparedImage,
+    image: Image.Image,
+    data: bytes,
+    hasher: Callable[[Image.Image, bytes], Any] | None,
+) -> PreparedImage:
+    if hasher is None:
+        return prepared
+    return dataclasses.replace(prepared, hashes=hasher(image, data))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from worker.hashbank.hashing import ImageHashes
 
 # Llama 3.2 Vision's image processor settings (560×560 tiles, up to 4, CLIP mean/std).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -34,3 +38,5 @@ class PreparedImage:
     pixel_values: torch.Tensor
     aspect_ratio_id: int
     num_tiles: int
+    hashes: ImageHashes | None = None
+    """PDQ and MD5 of the image, with known-bad image banks on (``load_image(hasher=)``)."""

@@ -6,7 +6,13 @@ worker wires them in: ``resolve`` at decode, ``decide`` after classify,
 its loop and ``PolicyStore.request_reload`` on SIGHUP.
 """
 
-from worker.policy.decision import Decision, decide, enforce_action, with_decision
+from worker.policy.decision import (
+    Decision,
+    decide,
+    enforce_action,
+    hash_match_decision,
+    with_decision,
+)
 from worker.policy.exceptions import PolicyError, PolicyFileError, PolicyIssue
 from worker.policy.fallback import (
     EventIdentity,
@@ -51,6 +57,7 @@ __all__ = [
     "enforce_action",
     "fallback_for",
     "fallback_verdict",
+    "hash_match_decision",
     "load_policy_file",
     "make_profile",
     "parse_policy",

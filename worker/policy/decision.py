@@ -5,6 +5,8 @@ Rules, in order (enforce mode):
 2. else an unsafe score in ``review_band`` [low, high) → ``review`` (low inclusive,
    high exclusive; at or above high, rule 3 decides);
 3. else ``unsafe_score ≥ unsafe_threshold`` → ``block``, below → ``allow``.
+A conversation with an image that matched a known-bad image bank is ``block`` whatever
+its scores, reasons ``hash_match:<bank>`` (``hash_match_decision``).
 Observe mode: the action is ``allow`` and ``would_action`` is the enforce action.
 Audit: a share ``audit_sample_rate`` of ``allow`` actions (observe: every event, since
 every action is allow) also goes to review, with reason ``audit``.
@@ -12,7 +14,7 @@ every action is allow) also goes to review, with reason ``audit``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from schemas.conversation import category_number
@@ -50,6 +52,15 @@ def decide(
         review = "audit"
         reasons.append("audit")
     return Decision(action, tuple(reasons), would_action, review)
+
+
+def hash_match_decision(profile: Profile, banks: Sequence[str]) -> Decision:
+    """The decision for an event whose images matched these banks: ``block``, a reason
+    ``hash_match:<bank>`` per bank (observe mode: ``allow``, would be ``block``)."""
+    reasons = [f"hash_match:{bank}" for bank in sorted(set(banks))]
+    if profile.settings.mode == "observe":
+        return Decision("allow", (*reasons, "observe"), "block", None)
+    return Decision("block", tuple(reasons), None, None)
 
 
 def enforce_action(

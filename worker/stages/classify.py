@@ -1,6 +1,9 @@
 """Stage ``classify``: a micro-batch of events through the classifiers (``worker.engine``).
 
-Runs on the model thread (``RunBatchesInThread``).
+Runs on the model thread (``RunBatchesInThread``). A request whose image matched a
+known-bad image bank with ``HASH_MATCH_ACTION=block`` is not sent to the model: its
+result is the bank's (``bank_result``); with ``classify_too`` the model's result is
+overridden by the match.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from worker.engine.types import (
     ClassificationResult,
     Classifier,
 )
+from worker.hashbank.bank import BankMatch
+from worker.hashbank.matching import matched_image
 from worker.metrics import Metrics
 from worker.work import ClassifiedEvent, Failure, FetchedEvent, Work
 
@@ -32,6 +37,8 @@ def classify_batch(
     for item_index, item in enumerate(batch):
         if isinstance(item, FetchedEvent):
             for request_index, request in enumerate(item.requests):
+                if item.skips_model(request_index):
+                    continue
                 classifier_id = 1 if (text is not None and request.image is None) else 0
                 routed.setdefault(classifier_id, []).append((item_index, request_index, request))
 
@@ -47,7 +54,10 @@ def classify_batch(
         if not isinstance(item, FetchedEvent):
             output.append(item)
             continue
-        item_outcomes = [outcomes[(item_index, i)] for i in range(len(item.requests))]
+        item_outcomes = [
+            _with_match(item.match_of(i), outcomes.get((item_index, i)))
+            for i in range(len(item.requests))
+        ]
         failure = next((o for o in item_outcomes if isinstance(o, ClassificationFailure)), None)
         if failure is not None:
             output.append(
@@ -64,6 +74,35 @@ def classify_batch(
     return output
 
 
+def _with_match(
+    match: BankMatch | None, outcome: ClassificationResult | ClassificationFailure | None
+) -> ClassificationResult | ClassificationFailure:
+    if match is None:
+        assert outcome is not None  # only matched requests skip the model
+        return outcome
+    if isinstance(outcome, ClassificationFailure):
+        return outcome  # classify_too: the model failed, the event is dead-lettered
+    return bank_result(match, outcome)
+
+
+def bank_result(
+    match: BankMatch, model: ClassificationResult | None = None
+) -> ClassificationResult:
+    """A matched image's result: unsafe, score 1.0, the bank's categories (with
+    ``classify_too``, the model's added; its category scores kept). Logits are the
+    model's, or 0 where it did not run (they are not published)."""
+    image = matched_image(match, model.categories if model is not None else ())
+    return ClassificationResult(
+        unsafe_score=image.unsafe_score,
+        unsafe=image.unsafe,
+        categories=image.categories,
+        safe_logit=model.safe_logit if model is not None else 0.0,
+        unsafe_logit=model.unsafe_logit if model is not None else 0.0,
+        raw_output=model.raw_output if model is not None else None,
+        category_scores=model.category_scores if model is not None else (),
+    )
+
+
 class Classify:
     """``classify_batch`` as the worker's model step runs it: batch size and model time."""
 
@@ -74,7 +113,7 @@ class Classify:
         self._seconds = metrics.classify_seconds
 
     def __call__(self, batch: list[Work]) -> list[Work]:
-        prompts = sum(len(w.requests) for w in batch if isinstance(w, FetchedEvent))
+        prompts = sum(w.model_requests for w in batch if isinstance(w, FetchedEvent))
         started = time.monotonic()
         output = classify_batch(batch, self._vision, self._text)
         if prompts:

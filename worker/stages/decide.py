@@ -2,7 +2,8 @@
 
 Runs inline in the consumer thread (``RunTask``), right after the model step: the
 decision is a pure function of the scores and the profile the event was decoded with
-(``worker.policy.decide``).
+(``worker.policy.decide``); an image that matched a known-bad image bank makes it
+``block`` (``worker.policy.hash_match_decision``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from worker.engine.aggregate import aggregate
 from worker.engine.types import ClassificationResult
 from worker.metrics import Metrics
-from worker.policy import decide
+from worker.policy import decide, hash_match_decision
 from worker.streaming.types import Message
 from worker.work import ClassifiedEvent, DecidedEvent, Work
 
@@ -20,7 +21,11 @@ def decide_event(classified: ClassifiedEvent) -> DecidedEvent:
     decoded = classified.fetched.decoded
     overall = aggregate(classified.results)
     scores = max_category_scores(classified.results)
-    decision = decide(decoded.profile, overall.unsafe_score, scores, decoded.event.event_id)
+    banks = [match.entry.bank for match in classified.fetched.matches if match is not None]
+    if banks:
+        decision = hash_match_decision(decoded.profile, banks)
+    else:
+        decision = decide(decoded.profile, overall.unsafe_score, scores, decoded.event.event_id)
     return DecidedEvent(classified, overall, scores, decision)
 
 

@@ -1,4 +1,5 @@
-"""Stage ``fetch``: an event's images from S3, decoded and tiled (``worker.images``).
+"""Stage ``fetch``: an event's images from S3, decoded and tiled (``worker.images``),
+and, with known-bad image banks, hashed (by the loader) and looked up in the bank.
 
 Runs on the fetch threads (``RunTaskInThreads``); an event without images has nothing
 to fetch and runs inline in the consumer thread (``needs_no_thread``).
@@ -13,22 +14,35 @@ import structlog
 from schemas.conversation import ImageContent
 from schemas.dead_letter import ErrorStage
 from worker.engine.types import ClassificationRequest
+from worker.hashbank.bank import BankMatch
+from worker.hashbank.hashing import ImageHashes
+from worker.hashbank.matching import HashMatchAction, skips_model
 from worker.images.exceptions import ImageError
 from worker.images.types import PreparedImage
 from worker.streaming.types import Message
 from worker.work import DecodedEvent, Failure, FetchedEvent, Work
 
+ImageMatcher = Callable[[ImageHashes], BankMatch | None]
+"""An image's hashes → the bank entry they match (``partial(match_image, bank)``)."""
+
 
 def fetch_images(
-    decoded: DecodedEvent, load_image: Callable[[ImageContent], PreparedImage]
+    decoded: DecodedEvent,
+    load_image: Callable[[ImageContent], PreparedImage],
+    match: ImageMatcher | None = None,
+    action: HashMatchAction = "block",
 ) -> FetchedEvent | Failure:
     """Fetch and tile the event's images (stage ``fetch``); runs on a fetch thread.
 
     ``load_image`` raises ``ImageError``; a permanent one (or an exhausted retry
-    budget) fails the whole event, since its verdict would be incomplete.
+    budget) fails the whole event, since its verdict would be incomplete. ``match``
+    (banks on): each image is looked up once; with ``action`` ``block`` a matched
+    image's request skips the model.
     """
     prepared: dict[str, PreparedImage] = {}  # an image repeated in one event is fetched once
+    found: dict[str, BankMatch | None] = {}
     requests = []
+    matches: list[BankMatch | None] = []
     for prompt in decoded.prompts:
         image = None
         if prompt.image is not None:
@@ -40,17 +54,34 @@ def fetch_images(
                     return Failure.from_exception(
                         ErrorStage.FETCH, exc, exc.attempts, decoded.event
                     )
+                hashes = prepared[uri].hashes
+                found[uri] = match(hashes) if match is not None and hashes is not None else None
             image = prepared[uri]
         requests.append(ClassificationRequest(prompt, image))
-    return FetchedEvent(decoded, tuple(requests))
+        matches.append(found.get(prompt.image.s3_uri) if prompt.image is not None else None)
+    if match is None:
+        return FetchedEvent(decoded, tuple(requests))
+    return FetchedEvent(
+        decoded,
+        tuple(requests),
+        matches=tuple(matches),
+        skips=tuple(skips_model(action, m) for m in matches),
+    )
 
 
 class Fetch:
     """``fetch_images`` as the worker's fetch step runs it: a log line from the image
     stage (a retry) names the event it is about."""
 
-    def __init__(self, load_image: Callable[[ImageContent], PreparedImage]) -> None:
+    def __init__(
+        self,
+        load_image: Callable[[ImageContent], PreparedImage],
+        match: ImageMatcher | None = None,
+        action: HashMatchAction = "block",
+    ) -> None:
         self._load_image = load_image
+        self._match = match
+        self._action = action
 
     def __call__(self, message: Message[Work]) -> Work:
         work = message.payload
@@ -65,7 +96,7 @@ class Fetch:
             partition=message.partition.index,
             offset=message.offset,
         ):
-            return fetch_images(work, self._load_image)
+            return fetch_images(work, self._load_image, self._match, self._action)
 
 
 def has_images(work: DecodedEvent) -> bool:

@@ -23,6 +23,7 @@ import structlog
 from schemas.dead_letter import ErrorStage
 from schemas.verdict import ImageVerdict, ModelInfo, SourcePosition, VerdictEvent
 from worker.engine.types import Classifier
+from worker.hashbank.matching import image_hash_fields
 from worker.logs import enabled_for
 from worker.metrics import Metrics
 from worker.policy import (
@@ -233,8 +234,9 @@ def build_verdict(
             categories=list(result.categories),
             unsafe_score=result.unsafe_score,
             category_scores=dict(result.category_scores),
+            **image_hash_fields(request.image.hashes, classified.fetched.match_of(index)),
         )
-        for request, result in zip(requests, results, strict=True)
+        for index, (request, result) in enumerate(zip(requests, results, strict=True))
         if request.prompt.image is not None and request.image is not None
     ]
     first_prompt = decoded.prompts[0]
