@@ -3,14 +3,12 @@ appears late, poll errors. The real broker: test_hashbank_follower_kafka.py."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-from hashbank_helpers import md5_entry, pdq_entry, random_pdq
-from kafka import TopicPartition
+from hashbank_helpers import TOPIC, FakeBankConsumer, md5_entry, pdq_entry, random_pdq
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -18,71 +16,7 @@ from worker.hashbank import BankFollower, HashBank, bank_consumer_kwargs, entry_
 from worker.metrics import Metrics
 from worker.streaming.kafka_config import KafkaConnection
 
-TOPIC = "bank"
-
-
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-class FakeConsumer:
-    """The slice of KafkaConsumer the follower uses; a test thread may append records."""
-
-    def __init__(self, partitions: int = 3, *, exists: bool = True) -> None:
-        self.logs: dict[int, list[tuple[bytes | None, bytes | None]]] = {
-            p: [] for p in range(partitions)
-        }
-        self.exists = exists
-        self.positions: dict[TopicPartition, int] = {}
-        self.fail_next_poll = False
-        self.closed = False
-        self._lock = threading.Lock()
-
-    def append(self, partition: int, key: bytes | None, value: bytes | None) -> None:
-        with self._lock:
-            self.logs[partition].append((key, value))
-
-    def partitions_for_topic(self, topic: str) -> set[int] | None:
-        return set(self.logs) if self.exists and topic == TOPIC else None
-
-    def assign(self, tps: list[TopicPartition]) -> None:
-        self.positions = dict.fromkeys(tps, -1)
-
-    def seek_to_beginning(self, *tps: TopicPartition) -> None:
-        for tp in tps:
-            self.positions[tp] = 0
-
-    def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        with self._lock:
-            return {tp: len(self.logs[tp.partition]) for tp in tps}
-
-    def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int:
-        return self.positions[tp]
-
-    def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[Record]]:
-        if self.fail_next_poll:
-            self.fail_next_poll = False
-            raise ConnectionError("broker went away")
-        out: dict[TopicPartition, list[Record]] = {}
-        with self._lock:
-            for tp, position in self.positions.items():
-                log = self.logs[tp.partition][position : position + 2]  # small polls
-                if log:
-                    out[tp] = [
-                        Record(tp.topic, tp.partition, position + i, k, v)
-                        for i, (k, v) in enumerate(log)
-                    ]
-                    self.positions[tp] = position + len(log)
-        if not out:
-            time.sleep(min(timeout_ms, 10) / 1000)
-        return out
-
-    def close(self) -> None:
-        self.closed = True
+FakeConsumer = FakeBankConsumer
 
 
 def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:

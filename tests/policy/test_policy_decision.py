@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from policy_helpers import profile
 
-from worker.policy import decide
+from worker.policy import decide, hash_match_decision
 from worker.policy.decision import format_threshold
 
 
@@ -116,3 +116,12 @@ def test_the_example_kids_profile_as_the_readme_says() -> None:
     ]
     child_safety = decide(kids, 0.2, {"S4": 0.06}, "e")
     assert (child_safety.action, child_safety.reasons) == ("block", ("S4>=0.05",))
+
+
+def test_a_hash_match_blocks_naming_each_bank_once() -> None:
+    decision = hash_match_decision(profile(), ["b", "a", "b"])
+    assert (decision.action, decision.reasons) == ("block", ("hash_match:a", "hash_match:b"))
+    assert (decision.would_action, decision.review) == (None, None)
+    observed = hash_match_decision(profile(mode="observe"), ["a"])
+    assert (observed.action, observed.would_action) == ("allow", "block")
+    assert observed.reasons == ("hash_match:a", "observe")
