@@ -10,7 +10,7 @@ from itertools import combinations
 import numpy as np
 import pdqhash
 import pytest
-from hashbank_photos import crop, greyscale, half, jpeg, natural_photo
+from hashbank_photos import area_crop, crop, greyscale, half, jpeg, natural_photo
 from images.image_builders import photo_like
 from PIL import Image
 
@@ -46,6 +46,9 @@ TRANSFORMS: dict[str, Transform] = {
     "greyscale": greyscale,
     "all three": lambda image: greyscale(jpeg(half(image), 60)),
     "1 % crop": lambda image: crop(image, 0.01),
+    # 5 % of the area (2.5 % of each dimension), centred: max 30 over these 20 photos,
+    # one bit inside the threshold. 5 % of each dimension is not (test_crops_move_pdq_fast).
+    "5 % crop (of the area)": lambda image: area_crop(image, 0.05),
 }
 
 
