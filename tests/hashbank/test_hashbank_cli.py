@@ -24,6 +24,12 @@ MD5 = "cd" * 16
 SERVERS = os.environ.get("GUARDSTREAM_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 
+@pytest.fixture(autouse=True)
+def bank_topic_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Banks are off unless the topic is set; these commands need it (a flag overrides)."""
+    monkeypatch.setenv("GUARDSTREAM_HASH_BANK_TOPIC", "moderation.hashbank")
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(["hashbank", *argv, "--log-level", "WARNING"])
     out, err = capsys.readouterr()

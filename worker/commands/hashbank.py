@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format, settings.log_content)
     try:
         if not settings.hash_bank_topic:
-            raise BadInput("GUARDSTREAM_HASH_BANK_TOPIC is empty: banks are off")
+            raise BadInput("GUARDSTREAM_HASH_BANK_TOPIC is not set: banks are off")
         if args.action == "export":
             return _export(settings, args)
         records = _records(settings, args)
