@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Images whose projected vision states stay on the model's device, so a repeated image skips the encoder (~52 MB each for the 11B in bf16); 0 = off.",
     )
+    prefix_cache_size: int = Field(
+        16,
+        ge=0,
+        description="Policy prefixes (one per policy and assessed role) whose KV cache stays on the model's device, so a text-only prompt computes only its conversation (default policy, bf16: ~4.5 MB each for the 1B, ~19 MB for the 8B); 0 = off.",
+    )
     verdict_cache_size: int = Field(
         4096,
         ge=0,

@@ -215,6 +215,7 @@ def load_models(settings: Settings) -> Models:
             max_batch_size=settings.max_batch_size,
             vision_cache_size=settings.vision_cache_size,
             verdict_cache_size=settings.verdict_cache_size,
+            prefix_cache_size=settings.prefix_cache_size,
         )
     )
 

@@ -119,3 +119,40 @@ def test_categories(capsys: pytest.CaptureFixture[str], tiny_model_path: str) ->
         assert case["guardstream_rps"] > 0 and case["baseline_rps"] > 0
         assert case["step_ms_per_batch"] > 0
         assert case["step_fraction_of_rest_of_batch"] > 0
+
+
+@pytest.mark.slow
+def test_text_engine_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.lab import cached_tiny_model
+
+    model = str(cached_tiny_model("text"))
+    result = _run(
+        capsys,
+        "text",
+        *("--model", model, "--requests", "6", "--batch-size", "3", "--repeats", "1"),
+        *("--worker-events", "0"),
+    )
+    assert result["requests"] == 6 and "worker" not in result
+    assert result["guardstream"] > 0 and result["baseline"] > 0 and result["ratio"] > 0
+    assert 0 < result["prefix_share"] < 1 and result["prefix_lengths"] == [144]
+    assert result["max_abs_logit_diff"] < 1e-4
+    assert result["verdicts_and_categories_identical"] is True
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_text_through_the_worker(capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.lab import cached_tiny_model
+
+    model = str(cached_tiny_model("text"))
+    result = _run(
+        capsys,
+        "text",
+        *("--model", model, "--requests", "2", "--batch-size", "2", "--repeats", "1"),
+        *("--worker-events", "6"),
+    )
+    worker = result["worker"]
+    assert worker["verdicts"] == {"guardstream": 6, "baseline": 6}
+    assert worker["dead_letters"] == {"guardstream": 0, "baseline": 0}
+    assert worker["prefix_cache_size"] == 16
+    assert worker["verdicts_identical"] is True and worker["max_abs_score_diff"] < 1e-4

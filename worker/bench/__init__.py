@@ -17,6 +17,7 @@ BENCHMARKS = (
     "repeat",
     "engine",
     "categories",
+    "text",
     "hashbank",
 )
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from worker.engine.prefix import PrefixKey
 from worker.images.types import PreparedImage
 
 
@@ -29,6 +30,10 @@ class TokenizedSample:
     image: PreparedImage | None
     image_position: int | None
     category_keys: tuple[str, ...] = ()
+    # Text-only prompts with prefix reuse: the policy prefix's key and its token count
+    # (input_ids[:prefix_length] are the prefix's ids); None/0 for the plain path.
+    prefix_key: PrefixKey | None = None
+    prefix_length: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,36 @@ def build_batch(
         pixel_values=vision.pixel_values,
         aspect_ratio_ids=vision.aspect_ratio_ids,
         aspect_ratio_mask=vision.aspect_ratio_mask,
+    )
+
+
+def build_suffix_batch(
+    samples: Sequence[TokenizedSample], *, prefix_length: int, pad_id: int, device: torch.device
+) -> ModelBatch:
+    """Tensors for text-only ``samples`` sharing a cached prefix of ``prefix_length``
+    tokens: ``input_ids`` hold only the suffixes, left-padded; ``attention_mask`` covers
+    prefix + suffix, the padding between them masked; positions continue after the
+    prefix, counting real tokens only (as the whole prompt's would)."""
+    suffixes = []
+    for sample in samples:
+        if sample.image is not None or sample.prefix_length != prefix_length:
+            raise ValueError("a suffix batch takes text-only samples of one prefix")
+        suffixes.append(sample.input_ids[prefix_length:])
+    length = max(len(suffix) for suffix in suffixes)
+    input_ids = torch.full((len(samples), length), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((len(samples), length), dtype=torch.long)
+    for row, suffix in enumerate(suffixes):
+        offset = length - len(suffix)
+        input_ids[row, offset:] = torch.tensor(suffix, dtype=torch.long)
+        suffix_mask[row, offset:] = 1
+    position_ids = (suffix_mask.cumsum(-1) - 1 + prefix_length).masked_fill(suffix_mask == 0, 0)
+    attention_mask = torch.cat(
+        [torch.ones((len(samples), prefix_length), dtype=torch.long), suffix_mask], 1
+    )
+    return ModelBatch(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        position_ids=position_ids.to(device),
     )
 
 

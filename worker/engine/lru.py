@@ -2,7 +2,9 @@
 
 - the vision-state cache (``LlamaGuardClassifier``): projected vision states of an
   image, on the model's device, so a repeated image with new text skips the encoder;
-- the verdict cache (``CachingClassifier``): whole results of exact-repeat prompts.
+- the verdict cache (``CachingClassifier``): whole results of exact-repeat prompts;
+- the prefix cache (``LlamaGuardClassifier``): the policy prefix's KV cache per policy
+  and assessed role, on the model's device, for text-only prompts.
 
 Callers report hits and misses through a ``CacheObserver`` (``(cache name, hit)``):
 the engine knows nothing of Prometheus; the worker passes a callback that counts.
@@ -19,7 +21,8 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 CacheObserver = Callable[[str, bool], None]
-"""Called once per lookup with the cache's name (``"vision"``, ``"verdict"``) and hit/miss."""
+"""Called once per lookup with the cache's name (``"vision"``, ``"verdict"``, ``"prefix"``:
+one lookup per prefix group of a batch) and hit/miss."""
 
 
 class LruCache(Generic[K, V]):

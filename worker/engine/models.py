@@ -19,7 +19,9 @@ from worker.prompt import PromptFormat
 @dataclass(frozen=True)
 class ModelSettings:
     """What ``load_models`` needs. ``vision_cache_size`` applies to the vision model only
-    (text models take no images); ``verdict_cache_size`` 0 leaves the verdict cache out."""
+    (text models take no images); ``verdict_cache_size`` 0 leaves the verdict cache out;
+    ``prefix_cache_size`` (policy prefixes' KV caches for text-only prompts) applies to
+    each model."""
 
     model: str
     model_revision: str | None = None
@@ -32,6 +34,7 @@ class ModelSettings:
     max_batch_size: int | None = None
     vision_cache_size: int = 0
     verdict_cache_size: int = 0
+    prefix_cache_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def _classifier(
         category_max_new_tokens=settings.category_max_new_tokens,
         max_batch_size=settings.max_batch_size,
         vision_cache_size=vision_cache_size,
+        prefix_cache_size=settings.prefix_cache_size,
     )
 
 

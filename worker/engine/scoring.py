@@ -15,6 +15,13 @@ projected states (all tile slots: padded ones too, since real tiles attend to th
 the encoder and text before ``<|image|>`` attends to every slot) are passed to the
 model as ``cross_attention_states``. A bounded LRU of those states on the model's
 device lets a repeated image with new text skip the encoder altogether.
+
+Policy prefix once per policy (text-only prompts, ``prefix_cache_size`` > 0): the
+prompt's first part, up to ``<BEGIN CONVERSATION>``, is computed once per (model,
+revision, format, policy hash, role) and kept in a bounded LRU on the device; text-only
+prompts are grouped by prefix and a batch runs only their suffixes from a copy of the
+prefix's cache (``worker.engine.prefix``). Scores, category step and decode then run
+from that cache as on the plain path.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from worker.engine.batching import (
     ModelBatch,
     TokenizedSample,
     build_batch,
+    build_suffix_batch,
     validate_image,
     vision_inputs,
 )
@@ -38,6 +46,15 @@ from worker.engine.decoding import decode_after, forced_step_logits
 from worker.engine.exceptions import MalformedRequest
 from worker.engine.loading import LoadedModel
 from worker.engine.lru import CacheObserver, LruCache
+from worker.engine.prefix import (
+    PrefixEntry,
+    PrefixKey,
+    batch_cache,
+    compute_prefix,
+    prefix_key,
+    prefix_segments,
+    split_length,
+)
 from worker.engine.tokenization import PromptTokenizer
 from worker.engine.types import (
     ClassificationFailure,
@@ -69,13 +86,19 @@ class LlamaGuardClassifier:
         vision_cache_size: int = 0,
         cache_observer: CacheObserver | None = None,
         score_categories: bool = True,
+        prefix_cache_size: int = 0,
     ) -> None:
         """``vision_cache_size``: images whose projected vision states stay on the device
         (0: none; in-batch duplicates are still encoded once). Each entry holds
         max_tiles × patches × hidden values: ~52 MB for the 11B in bfloat16.
 
         ``score_categories``: run the per-category step (results then carry
-        ``category_scores``); off only for a benchmark's baseline."""
+        ``category_scores``); off only for a benchmark's baseline.
+
+        ``prefix_cache_size``: policy prefixes (per policy and assessed role) whose KV
+        cache stays on the device for text-only prompts; 0: off, every prompt runs whole.
+        One entry holds self-attention layers × 2 × kv_heads × head_dim × prefix tokens
+        values (1B, bf16: 32 KiB a token; 8B: 128 KiB)."""
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self._loaded = loaded
@@ -91,6 +114,8 @@ class LlamaGuardClassifier:
             int(loaded.model.config.vision_config.max_aspect_ratio_id) if loaded.is_vision else 0
         )
         self._vision_cache: LruCache[VisionKey, torch.Tensor] = LruCache(vision_cache_size)
+        self._prefix_cache: LruCache[PrefixKey, PrefixEntry] = LruCache(prefix_cache_size)
+        self._prefix_ids: LruCache[PrefixKey, tuple[int, ...]] = LruCache(prefix_cache_size)
         self._observer = cache_observer
         self.score_categories = score_categories
         number_ids = token_ids.category_number_ids(loaded.tokenizer)
@@ -103,6 +128,15 @@ class LlamaGuardClassifier:
 
     def clear_vision_cache(self) -> None:
         self._vision_cache.clear()
+
+    def clear_prefix_cache(self) -> None:
+        self._prefix_cache.clear()
+        self._prefix_ids.clear()
+
+    @property
+    def prefix_cache(self) -> LruCache[PrefixKey, PrefixEntry]:
+        """The policy prefixes' KV entries (read-only use: tests, benchmarks)."""
+        return self._prefix_cache
 
     @property
     def model_info(self) -> ModelInfo:
@@ -126,13 +160,25 @@ class LlamaGuardClassifier:
                 samples.append(self.tokenize_request(index, request))
             except Exception as exc:
                 outcomes[index] = ClassificationFailure.from_exception(exc)
-        for group in (
-            [s for s in samples if s.image is not None],
-            [s for s in samples if s.image is None],
-        ):
+        by_prefix: dict[PrefixKey, list[TokenizedSample]] = {}
+        plain_text: list[TokenizedSample] = []
+        for sample in samples:
+            if sample.image is None and sample.prefix_key is not None:
+                by_prefix.setdefault(sample.prefix_key, []).append(sample)
+            elif sample.image is None:
+                plain_text.append(sample)
+        groups: list[tuple[list[TokenizedSample], PrefixKey | None]] = [
+            ([s for s in samples if s.image is not None], None),
+            (plain_text, None),
+            *((group, key) for key, group in by_prefix.items()),
+        ]
+        for group, key in groups:
+            if not group:
+                continue
             group.sort(key=lambda sample: len(sample.input_ids))
+            entry = self._prefix_entry(key, group[0]) if key is not None else None
             for chunk in _chunks(group, self.max_batch_size):
-                for sample, outcome in self._run_resilient(chunk):
+                for sample, outcome in self._run_resilient(chunk, entry):
                     outcomes[sample.index] = outcome
         done = [outcome for outcome in outcomes if outcome is not None]
         if len(done) != len(requests):
@@ -168,27 +214,61 @@ class LlamaGuardClassifier:
             raise MalformedRequest(
                 f"the prompt holds {len(image_positions)} <|image|> tokens, expected {expected}"
             )
+        key, length = self._split(prompt, ids) if request.image is None else (None, 0)
         return TokenizedSample(
             index=index,
             input_ids=tuple(ids),
             image=request.image,
             image_position=image_positions[0] if image_positions else None,
             category_keys=prompt.category_keys,
+            prefix_key=key if length else None,
+            prefix_length=length,
         )
 
+    def _split(self, prompt: Any, ids: Sequence[int]) -> tuple[PrefixKey | None, int]:
+        """The prompt's prefix key and length when its ids start with its policy prefix's
+        (off, or no prefix found, or a tokenizer merge across the boundary: (None, 0))."""
+        if not self._prefix_cache.enabled:
+            return None, 0
+        key = prefix_key(prompt, self.model_info)
+        prefix_ids = self._prefix_ids.get(key)
+        if prefix_ids is None:
+            segments = prefix_segments(prompt)
+            if segments is None:
+                return None, 0
+            prefix_ids = tuple(self._prompt_tokenizer.tokenize(segments))
+            self._prefix_ids.put(key, prefix_ids)
+        length = split_length(ids, prefix_ids)
+        return (key, length) if length else (None, 0)
+
+    def _prefix_entry(self, key: PrefixKey, sample: TokenizedSample) -> PrefixEntry:
+        """The cached prefix of ``key`` (computed from ``sample``'s first tokens on a miss)."""
+        ids = sample.input_ids[: sample.prefix_length]
+        entry = self._prefix_cache.get(key)
+        hit = entry is not None and entry.ids == ids
+        if entry is None or not hit:
+            entry = compute_prefix(self._model, ids, self._device)
+            self._prefix_cache.put(key, entry)
+        if self._observer is not None:
+            self._observer("prefix", hit)
+        return entry
+
     def _run_resilient(
-        self, chunk: Sequence[TokenizedSample]
+        self, chunk: Sequence[TokenizedSample], prefix: PrefixEntry | None = None
     ) -> list[tuple[TokenizedSample, Outcome]]:
         try:
-            return list(zip(chunk, self._score_batch(chunk), strict=True))
+            return list(zip(chunk, self._score_batch(chunk, prefix), strict=True))
         except torch.OutOfMemoryError as exc:
             self._vision_cache.clear()  # memory for the retry beats cached encoder runs
+            self._prefix_cache.clear()  # (the entry in use stays alive for the retry)
             _free_device_memory()
             if len(chunk) == 1:
                 return [(chunk[0], ClassificationFailure.from_exception(exc))]
             half = len(chunk) // 2
             log.warning("batch_out_of_memory_split", batch_size=len(chunk), halves=(half,))
-            return self._run_resilient(chunk[:half]) + self._run_resilient(chunk[half:])
+            return self._run_resilient(chunk[:half], prefix) + self._run_resilient(
+                chunk[half:], prefix
+            )
         except Exception as exc:
             if _is_fatal_device_error(exc):
                 raise
@@ -199,12 +279,21 @@ class LlamaGuardClassifier:
                 batch_size=len(chunk),
                 error_class=type(exc).__name__,
             )
-            return [pair for sample in chunk for pair in self._run_resilient([sample])]
+            return [pair for sample in chunk for pair in self._run_resilient([sample], prefix)]
 
-    def _score_batch(self, chunk: Sequence[TokenizedSample]) -> list[Outcome]:
-        batch = build_batch(chunk, pad_id=token_ids.PAD, device=self._device, pixels=False)
+    def _score_batch(
+        self, chunk: Sequence[TokenizedSample], prefix: PrefixEntry | None = None
+    ) -> list[Outcome]:
+        if prefix is None:
+            batch = build_batch(chunk, pad_id=token_ids.PAD, device=self._device, pixels=False)
+        else:
+            batch = build_suffix_batch(
+                chunk, prefix_length=len(prefix.ids), pad_id=token_ids.PAD, device=self._device
+            )
         with torch.inference_mode():
             kwargs: dict[str, Any] = batch.model_kwargs()
+            if prefix is not None:
+                kwargs["past_key_values"] = batch_cache(self._model, prefix, len(chunk))
             if batch.cross_attention_mask is not None:
                 images = [sample.image for sample in chunk if sample.image is not None]
                 kwargs["cross_attention_states"] = self.vision_states(images)
