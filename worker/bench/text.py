@@ -12,10 +12,12 @@ are assessed) of 10–300 words drawn uniformly, default policy.
 
 - engine: ``LlamaGuardClassifier.classify`` in batches of ``--batch-size``, reuse on
   (``prefix_cache_size`` 16) and off (0), alternating, best of ``--repeats`` each;
-  threshold 0.5 (unsafe rows decode their categories, as in production).
+  threshold 0.5 (unsafe rows decode ``--category-tokens`` category tokens, 4 like
+  ``bench engine``: the real answer's length, where random weights would never stop).
 - worker (``--worker-events`` > 0, needs the services: ``eval "$(scripts/services
   env)"``): the whole Worker, Kafka in, verdicts out, with this model as
-  ``TEXT_MODEL``, ``PREFIX_CACHE_SIZE`` at its default then 0.
+  ``TEXT_MODEL``, ``PREFIX_CACHE_SIZE`` at its default then 0, otherwise the default
+  settings (``CATEGORY_MAX_NEW_TOKENS`` = ``--category-tokens``).
 
 ``max_abs_logit_diff``: the largest difference of the first answer token's safe and
 unsafe logits between the two sides, over every prompt (exactness: tests/engine).
@@ -71,6 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("MIN", "MAX"),
         help=f"words per conversation, drawn uniformly (default {MIN_WORDS} {MAX_WORDS})",
     )
+    parser.add_argument(
+        "--category-tokens",
+        type=int,
+        default=4,
+        help="tokens decoded on unsafe rows (default 4, the real answer's length; random "
+        "weights never stop early)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default all)")
     parser.add_argument("--model", default=None, help="text model directory (default: above)")
     parser.add_argument("--device", default="cpu", help="default cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
@@ -81,6 +91,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from worker.engine.loading import load_text_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = args.model or str(bench_text_model())
     loaded = load_text_model(model, dtype=args.dtype, device=args.device)
     words = (int(args.words[0]), int(args.words[1]))
@@ -88,7 +100,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     requests = _requests(loaded, events)
     progress(f"engine: {len(requests)} prompts, batches of {args.batch_size}, {SHAPE_TEXT}")
     torch.manual_seed(0)
-    engine = _measure_engine(loaded, requests, args.batch_size, args.repeats, args.device)
+    engine = _measure_engine(
+        loaded, requests, args.batch_size, args.repeats, args.device, args.category_tokens
+    )
     result: dict[str, Any] = {
         "benchmark": NAME,
         "unit": "prompts/s",
@@ -100,11 +114,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "words_per_conversation": list(words),
         "policy": "default",
         "prefix_cache_size": PREFIX_CACHE_SIZE,
+        "category_tokens": args.category_tokens,
+        "torch_threads": torch.get_num_threads(),
         **engine,
         "baseline_path": "the same classifier with prefix_cache_size=0 (every prompt whole)",
     }
     if args.worker_events > 0:
-        result["worker"] = _measure_worker(model, args.worker_events, words)
+        result["worker"] = _measure_worker(model, args.worker_events, words, args.category_tokens)
     result["machine"] = machine_info()
     return result
 
@@ -205,14 +221,24 @@ def _requests(loaded: Any, events: Sequence[dict[str, Any]]) -> list[Any]:
 
 
 def _measure_engine(
-    loaded: Any, requests: Sequence[Any], batch_size: int, repeats: int, device: str
+    loaded: Any,
+    requests: Sequence[Any],
+    batch_size: int,
+    repeats: int,
+    device: str,
+    category_tokens: int,
 ) -> dict[str, Any]:
     from worker.engine.scoring import LlamaGuardClassifier
 
-    on = LlamaGuardClassifier(
-        loaded, max_batch_size=batch_size, prefix_cache_size=PREFIX_CACHE_SIZE
-    )
-    off = LlamaGuardClassifier(loaded, max_batch_size=batch_size, prefix_cache_size=0)
+    def classifier(size: int) -> LlamaGuardClassifier:
+        return LlamaGuardClassifier(
+            loaded,
+            max_batch_size=batch_size,
+            prefix_cache_size=size,
+            category_max_new_tokens=category_tokens,
+        )
+
+    on, off = classifier(PREFIX_CACHE_SIZE), classifier(0)
     samples = [on.tokenize_request(i, r) for i, r in enumerate(requests)]
     prompt_tokens = sum(len(s.input_ids) for s in samples)
     prefix_tokens = sum(s.prefix_length for s in samples)
@@ -274,7 +300,9 @@ def _timed(device: str, work: Callable[[], list[Any]]) -> tuple[float, list[Any]
     return time.perf_counter() - started, out
 
 
-def _measure_worker(model: str, count: int, words: tuple[int, int]) -> dict[str, Any]:
+def _measure_worker(
+    model: str, count: int, words: tuple[int, int], category_tokens: int
+) -> dict[str, Any]:
     """The whole Worker (Kafka in, verdicts out), reuse at its default then 0."""
     from worker.bench.timed import bench_lab, run_worker
     from worker.lab import cached_tiny_model
@@ -292,6 +320,7 @@ def _measure_worker(model: str, count: int, words: tuple[int, int]) -> dict[str,
                 "text_model": model,
                 "device": "cpu",
                 "dtype": "float32",
+                "category_max_new_tokens": category_tokens,
             }
             if size is not None:
                 overrides["prefix_cache_size"] = size
