@@ -283,3 +283,23 @@ def test_the_cache_is_bounded_least_recently_used_and_0_is_off(text_model: Loade
     assert off.tokenize_request(0, first).prefix_key is None
     off.classify([first, second, third])
     assert len(off.prefix_cache) == 0 and off_lookups == []
+
+
+def test_a_prefix_that_fails_to_compute_runs_the_group_whole(
+    text_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.engine.scoring as scoring
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("no prefix today")
+
+    monkeypatch.setattr(scoring, "compute_prefix", broken)
+    requests = _requests(text_model)[:4]
+    classifier = LlamaGuardClassifier(text_model, prefix_cache_size=4)
+    got = classifier.classify(requests)
+    want = LlamaGuardClassifier(text_model, prefix_cache_size=0).classify(requests)
+    assert len(classifier.prefix_cache) == 0
+    for a, b in zip(got, want, strict=True):  # (grouped by prefix: other batches)
+        assert isinstance(a, ClassificationResult) and isinstance(b, ClassificationResult)
+        assert (a.unsafe, a.categories) == (b.unsafe, b.categories)
+        assert abs(a.unsafe_logit - b.unsafe_logit) <= TOLERANCE

@@ -27,6 +27,7 @@ from that cache as on the plain path.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -177,6 +178,8 @@ class LlamaGuardClassifier:
                 continue
             group.sort(key=lambda sample: len(sample.input_ids))
             entry = self._prefix_entry(key, group[0]) if key is not None else None
+            if key is not None and entry is None:
+                group = [replace(sample, prefix_key=None, prefix_length=0) for sample in group]
             for chunk in _chunks(group, self.max_batch_size):
                 for sample, outcome in self._run_resilient(chunk, entry):
                     outcomes[sample.index] = outcome
@@ -241,13 +244,23 @@ class LlamaGuardClassifier:
         length = split_length(ids, prefix_ids)
         return (key, length) if length else (None, 0)
 
-    def _prefix_entry(self, key: PrefixKey, sample: TokenizedSample) -> PrefixEntry:
-        """The cached prefix of ``key`` (computed from ``sample``'s first tokens on a miss)."""
+    def _prefix_entry(self, key: PrefixKey, sample: TokenizedSample) -> PrefixEntry | None:
+        """The cached prefix of ``key`` (computed from ``sample``'s first tokens on a miss);
+        None when computing it failed: the group then runs whole (the plain path)."""
         ids = sample.input_ids[: sample.prefix_length]
         entry = self._prefix_cache.get(key)
         hit = entry is not None and entry.ids == ids
         if entry is None or not hit:
-            entry = compute_prefix(self._model, ids, self._device)
+            try:
+                entry = compute_prefix(self._model, ids, self._device)
+            except Exception as exc:
+                if _is_fatal_device_error(exc):
+                    raise
+                if isinstance(exc, torch.OutOfMemoryError):
+                    self._prefix_cache.clear()
+                    _free_device_memory()
+                log.warning("prefix_failed_running_whole", error_class=type(exc).__name__)
+                return None
             self._prefix_cache.put(key, entry)
         if self._observer is not None:
             self._observer("prefix", hit)
@@ -257,7 +270,11 @@ class LlamaGuardClassifier:
         self, chunk: Sequence[TokenizedSample], prefix: PrefixEntry | None = None
     ) -> list[tuple[TokenizedSample, Outcome]]:
         try:
-            return list(zip(chunk, self._score_batch(chunk, prefix), strict=True))
+            # (without a prefix, the one-argument call that tests and fault drills wrap)
+            outcomes = (
+                self._score_batch(chunk) if prefix is None else self._score_batch(chunk, prefix)
+            )
+            return list(zip(chunk, outcomes, strict=True))
         except torch.OutOfMemoryError as exc:
             self._vision_cache.clear()  # memory for the retry beats cached encoder runs
             self._prefix_cache.clear()  # (the entry in use stays alive for the retry)
