@@ -18,6 +18,10 @@ so GPU time never blocks polling and memory stays bounded. The clients come in b
 (``worker.clients.connect``); the models too (``load_models``). With known-bad image banks
 (``HASH_BANK_TOPIC``) a ``BankFollower`` keeps a ``HashBank`` equal to the bank topic on
 its own thread; the consumer loop starts once it has caught up.
+
+Just over ~400 lines: the composition of every stage, client and optional part (banks,
+decode budget, policy reload) is kept in this one module, so that the whole worker reads
+front to back in one place.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ revision, format, policy hash, role) and kept in a bounded LRU on the device; te
 prompts are grouped by prefix and a batch runs only their suffixes from a copy of the
 prefix's cache (``worker.engine.prefix``). Scores, category step and decode then run
 from that cache as on the plain path.
+
+Longer than the project's ~400 lines on purpose: the batched prefill, the prefix path
+and the category step share their padding and cache layout, and read best in one file
+(like transformers' model files).
 """
 
 from __future__ import annotations
