@@ -38,6 +38,8 @@ pytestmark = [
     pytest.mark.skipif(
         os.environ.get("GUARDSTREAM_SOAK") != "1", reason="a soak: set GUARDSTREAM_SOAK=1"
     ),
+    # Two backlogs of 20,000 at ~25 events/s on 2 cores: ~30 min, past pytest's default.
+    pytest.mark.timeout(4 * 3600),
 ]
 
 EVENTS = int(os.environ.get("GUARDSTREAM_SOAK_EVENTS", "20000"))

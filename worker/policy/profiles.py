@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -40,8 +41,9 @@ class Profile:
     version: str
     prompt_categories: Mapping[PromptFormat, tuple[Category, ...]]
 
-    @property
+    @cached_property
     def ref(self) -> PolicyRef:
+        # Once per profile, not per verdict.
         return PolicyRef(tenant_profile=self.name, version=self.version)
 
 
