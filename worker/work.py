@@ -5,6 +5,10 @@ consume → ``DecodedEvent`` → ``FetchedEvent`` (images fetched and tiled) →
 Any stage may instead produce a ``Failure``; later stages pass it along untouched
 and the publish stage turns it into a dead-letter record (and, for tenants whose
 policy asks for one, a fallback verdict).
+
+The per-stage values are immutable by convention, not ``frozen``: one of each is built
+per event, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field)
+costs several times a plain one.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class Failure:
         return cls(stage, type(exc).__name__, str(exc) or repr(exc), attempts, event)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DecodedEvent:
     event: ConversationEvent
     prompts: tuple[Prompt, ...]
@@ -47,7 +51,7 @@ class DecodedEvent:
     profile: Profile  # the tenant profile the event was decoded with (kept across a reload)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchedEvent:
     decoded: DecodedEvent
     requests: tuple[ClassificationRequest, ...]  # one per prompt, images attached
@@ -78,13 +82,13 @@ class FetchedEvent:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClassifiedEvent:
     fetched: FetchedEvent
     results: tuple[ClassificationResult, ...]  # one per request
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DecidedEvent:
     classified: ClassifiedEvent
     overall: AggregateVerdict  # the per-image results aggregated (unsafe if any is, max score)
