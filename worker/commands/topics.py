@@ -52,11 +52,9 @@ def ensure_worker_topics(
     hash_bank_partitions: int = 1,
 ) -> list[str]:
     """Create the worker's topics that are missing (input, output, review, dead letters,
-    the hash bank); return those created."""
-    from kafka import KafkaAdminClient
-
+    the hash bank) with the ``KAFKA_DRIVER``'s admin; return those created."""
     from worker.clients import kafka_connection
-    from worker.streaming.kafka_config import admin_kwargs
+    from worker.streaming.drivers import load_driver
     from worker.streaming.topics import TopicSpec, ensure_topics
 
     specs = [
@@ -79,7 +77,7 @@ def ensure_worker_topics(
                 HASH_BANK_CONFIGS,
             )
         )
-    admin = KafkaAdminClient(**admin_kwargs(kafka_connection(settings)))
+    admin = load_driver(settings.kafka_driver).admin(kafka_connection(settings))
     try:
         return ensure_topics(admin, specs)
     finally:

@@ -131,7 +131,7 @@ def producer_kwargs(
 
 
 def admin_kwargs(conn: KafkaConnection, **overrides: Any) -> dict[str, Any]:
-    """kwargs for ``KafkaAdminClient`` (``ensure_topics``)."""
+    """kwargs for ``KafkaAdminClient`` (the kafka-python driver's admin)."""
     kwargs = conn.common_kwargs()
     kwargs.update(overrides)
     return kwargs

@@ -9,6 +9,9 @@ whose records have ``topic``, ``partition``, ``offset``, ``timestamp`` (ms), ``k
 raw ``KafkaConsumer``/``KafkaProducer`` is therefore a driver client as it is; another
 library is adapted to this surface in its own module (``drivers.confluent``), so the
 processor, the steps and the offset tracking never learn which library runs.
+
+Admin operations (``topics ensure``, the lab) go through ``KafkaDriver.admin``, a
+driver-neutral ``DriverAdmin`` in the worker's own terms (``TopicSpec``, topic names).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from worker.streaming.kafka_config import Assignment, KafkaConnection
+from worker.streaming.topics import TopicSpec
 
 Isolation = Literal["read_uncommitted", "read_committed"]
 
@@ -72,6 +76,21 @@ class DriverProducer(Protocol):
     def close(self, timeout: float | None = ...) -> None: ...
 
 
+class DriverAdmin(Protocol):
+    """The admin surface ``ensure_topics`` and the lab use."""
+
+    def list_topics(self) -> set[str]: ...
+    def create_topics(self, specs: Sequence[TopicSpec], timeout_ms: int) -> list[str]:
+        """Create ``specs``; return the names this call created. A topic that exists
+        already (created concurrently) is not among them and is no error; any other
+        failure raises. Returns once every topic of ``specs`` has leaders."""
+        ...
+
+    def partition_counts(self, topics: Sequence[str]) -> dict[str, int]: ...
+    def delete_topics(self, topics: Sequence[str]) -> None: ...
+    def close(self) -> None: ...
+
+
 class Watchdog(Protocol):
     """``StallWatchdog``'s surface; drivers whose calls cannot hang return a no-op one."""
 
@@ -110,6 +129,8 @@ class KafkaDriver(Protocol):
         transactional_id: str | None = None,
         linger_ms: int = 5,
     ) -> Any: ...
+
+    def admin(self, conn: KafkaConnection) -> DriverAdmin: ...
 
     def watchdog(self, consumer: Any, stall_timeout_s: float) -> Any: ...
 

@@ -22,7 +22,8 @@ librdkafka facts this adapter is built on:
   skipped, fatal errors raise, the others are logged (librdkafka retries them itself).
 
 Longer than the project's ~400 lines on purpose: one module per driver (faust's
-``transport/drivers/``), its consumer, producer and send futures side by side.
+``transport/drivers/``), its consumer, producer and send futures side by side (the
+admin client is ``drivers.confluent_admin``).
 """
 
 from __future__ import annotations
@@ -37,13 +38,21 @@ import structlog
 from kafka import TopicPartition
 
 from worker.streaming.drivers.base import Isolation, RebalanceListener
-from worker.streaming.drivers.confluent_config import consumer_config, producer_config
+from worker.streaming.drivers.confluent_admin import ConfluentAdmin
+from worker.streaming.drivers.confluent_config import (
+    common_config,
+    consumer_config,
+    producer_config,
+)
 from worker.streaming.exceptions import CommitFailed, TransactionStalled
 from worker.streaming.kafka_config import Assignment, KafkaConnection
 
 log = structlog.get_logger(__name__)
 
 MISSING = "KAFKA_DRIVER=confluent needs confluent-kafka: pip install 'guardstream[confluent]'"
+
+#: Bound of the metadata and offset look-ups (librdkafka's default is to wait forever).
+REQUEST_TIMEOUT_S = 30.0
 
 
 def _ck() -> Any:
@@ -436,6 +445,9 @@ class ConfluentDriver:
                 linger_ms=linger_ms,
             )
         )
+
+    def admin(self, conn: KafkaConnection) -> ConfluentAdmin:
+        return ConfluentAdmin(common_config(conn), request_timeout_s=REQUEST_TIMEOUT_S)
 
     def watchdog(self, consumer: Any, stall_timeout_s: float) -> _NoWatchdog:
         return _NoWatchdog()
