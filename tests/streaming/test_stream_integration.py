@@ -608,7 +608,9 @@ def test_replay_round_trip(
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     read_topic: Callable[..., list[Any]],
+    driver: Any,
 ) -> None:
+    """On each driver's consumer and producer: byte-for-byte copies, counted replays."""
     in_topic, dlq = make_topic("in"), make_topic("dlq", 2)
 
     def consumed(i: int, extra: tuple[tuple[str, bytes], ...] = ()) -> Message[None]:
@@ -641,14 +643,14 @@ def test_replay_round_trip(
             65_536,
         ),
     ]
-    producer = KafkaProducer(**producer_kwargs(kafka_conn))
+    producer = driver.producer(kafka_conn)
     try:
         for letter in letters:
             producer.send(dlq, key=letter.key, value=letter.value, headers=list(letter.headers))
         producer.flush(timeout=30)
 
-        def factory() -> KafkaConsumer:
-            return KafkaConsumer(**kafka_conn.common_kwargs(), enable_auto_commit=False)
+        def factory() -> Any:
+            return driver.consumer(kafka_conn, group_id=None)
 
         result = replay_dead_letters(factory, producer, dlq, in_topic, stage="fetch", max_replays=3)
         assert letters[-1].value == b""

@@ -54,6 +54,21 @@ class DriverConsumer(Protocol):
     def close(self, autocommit: bool = ..., timeout_ms: int = ...) -> None: ...
 
 
+class AssignedConsumer(Protocol):
+    """What ``replay`` adds to ``DriverConsumer``: a consumer assigned its partitions
+    (no subscription; its group, if any, only stores how far it got). ``config["group_id"]``
+    is None for a consumer without a group."""
+
+    config: Mapping[str, Any]
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None: ...
+    def assign(self, partitions: Sequence[Any]) -> None: ...
+    def end_offsets(self, partitions: Sequence[Any]) -> Mapping[Any, int]: ...
+    def committed(self, partition: Any) -> int | None: ...
+    def seek(self, partition: Any, offset: int) -> None: ...
+    def seek_to_beginning(self, *partitions: Any) -> None: ...
+
+
 class DriverProducer(Protocol):
     """The producer surface ``Produce``, ``TransactionalProduceAndCommit`` and replay use."""
 
@@ -110,7 +125,7 @@ class KafkaDriver(Protocol):
         self,
         conn: KafkaConnection,
         *,
-        group_id: str,
+        group_id: str | None,
         group_instance_id: str | None = None,
         isolation_level: Isolation = "read_uncommitted",
         max_poll_records: int = 256,
@@ -119,7 +134,10 @@ class KafkaDriver(Protocol):
         heartbeat_interval_ms: int | None = None,
         assignment: Assignment = "cooperative-sticky",
         client_id: str | None = None,
-    ) -> Any: ...
+    ) -> Any:
+        """A ``DriverConsumer``, also an ``AssignedConsumer``; ``group_id=None``: no group
+        (``replay --replay-group none``)."""
+        ...
 
     def producer(
         self,

@@ -75,7 +75,7 @@ class KafkaPythonDriver:
         self,
         conn: KafkaConnection,
         *,
-        group_id: str,
+        group_id: str | None,
         group_instance_id: str | None = None,
         isolation_level: Isolation = "read_uncommitted",
         max_poll_records: int = 256,
