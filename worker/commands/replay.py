@@ -40,13 +40,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from worker.clients import kafka_connection
     from worker.logs import configure_logging
-    from worker.startup_errors import check_kafka, kafka_errors
-    from worker.streaming.drivers import load_driver
+    from worker.startup_errors import check_kafka, kafka_errors, require_driver
     from worker.streaming.replay import replay_dead_letters
 
     settings = load_settings(args)
     configure_logging(settings.log_level, settings.log_format, settings.log_content)
-    driver = load_driver(settings.kafka_driver)
+    driver = require_driver(settings)
     conn = kafka_connection(settings)
     from_topic = args.from_topic or settings.dlq_topic
     to_topic = args.to_topic or settings.input_topic

@@ -52,7 +52,8 @@ def ensure_worker_topics(
     hash_bank_partitions: int = 1,
 ) -> list[str]:
     """Create the worker's topics that are missing (input, output, review, dead letters,
-    the hash bank) with the ``KAFKA_DRIVER``'s admin; return those created."""
+    the hash bank) with the ``KAFKA_DRIVER``'s admin; return those created.
+    ``DriverUnavailable`` when the driver's library is missing."""
     from worker.clients import kafka_connection
     from worker.streaming.drivers import load_driver
     from worker.streaming.topics import TopicSpec, ensure_topics
@@ -86,9 +87,10 @@ def ensure_worker_topics(
 
 def run_ensure(args: argparse.Namespace) -> int:
     from worker.clients import kafka_connection
-    from worker.startup_errors import check_kafka, kafka_errors
+    from worker.startup_errors import check_kafka, kafka_errors, require_driver
 
     settings = load_settings(args)
+    require_driver(settings)
     check_kafka(settings, kafka_connection(settings))
     with kafka_errors(settings):
         created = ensure_worker_topics(
