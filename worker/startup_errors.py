@@ -10,6 +10,7 @@ only ever named by their setting.
 from __future__ import annotations
 
 import errno
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from worker.config import Settings
 
 if TYPE_CHECKING:  # kept out of `guardstream --help`'s imports
+    from worker.streaming.drivers import KafkaDriver
     from worker.streaming.preflight import BrokerCheck, BrokerCheckFailed
 
 
@@ -26,6 +28,16 @@ class StartupError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def require_driver(settings: Settings) -> KafkaDriver:
+    """The ``KAFKA_DRIVER``; exit 2 with the install line when its library is missing."""
+    from worker.streaming.drivers import DriverUnavailable, load_driver
+
+    try:
+        return load_driver(settings.kafka_driver)
+    except DriverUnavailable as exc:
+        raise StartupError(str(exc), exit_code=2) from None
 
 
 def check_kafka(settings: Settings, conn: Any, topics: Sequence[str] = ()) -> BrokerCheck:
@@ -126,6 +138,20 @@ def _authorization_line(exc: BaseException, settings: Settings) -> str | None:
     return f"Kafka denied this principal {need} (README: Security, Kafka ACLs)"
 
 
+def _as_kafka_python_error(exc: BaseException) -> BaseException:
+    """A confluent-kafka ``KafkaException`` carrying a broker error as kafka-python's
+    error of that code (librdkafka's broker codes are Kafka's; its local ones are < 0)."""
+    import kafka.errors as errors
+
+    confluent_kafka = sys.modules.get("confluent_kafka")  # imported by its driver only
+    if confluent_kafka is None or not isinstance(exc, confluent_kafka.KafkaException):
+        return exc
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, confluent_kafka.KafkaError) or error.code() <= 0:
+        return exc
+    return errors.for_code(error.code())(error.str())
+
+
 def kafka_error_line(exc: BaseException, settings: Settings) -> str | None:
     """One line for a kafka-python exception a command cannot recover from, else None."""
     import kafka.errors as errors
@@ -138,6 +164,7 @@ def kafka_error_line(exc: BaseException, settings: Settings) -> str | None:
     # The worker wraps publish failures (ProduceFailed) around the producer's error.
     while cause.__cause__ is not None and not isinstance(cause, errors.KafkaError):
         cause = cause.__cause__
+    cause = _as_kafka_python_error(cause)
     line = _authorization_line(cause, settings)
     if line is not None:
         return line

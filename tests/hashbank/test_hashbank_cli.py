@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from hashbank_photos import half, jpeg, natural_photo
-from kafka import KafkaAdminClient
 
 from worker.cli import main
 from worker.hashbank import hash_image, pdq_hash
-from worker.streaming.kafka_config import KafkaConnection, admin_kwargs
+from worker.streaming.drivers.kafka_python import KafkaPythonDriver
+from worker.streaming.kafka_config import KafkaConnection
 from worker.streaming.topics import TopicSpec, ensure_topics
 
 PDQ = "ab" * 32
@@ -81,7 +81,7 @@ def test_bad_files_and_images_are_refused(
 @pytest.fixture
 def bank_topic() -> Iterator[str]:
     name = f"gs-test-hashbank-cli-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(**admin_kwargs(KafkaConnection(SERVERS)))
+    admin = KafkaPythonDriver().admin(KafkaConnection(SERVERS))
     try:
         ensure_topics(admin, [TopicSpec(name, 2, 1, {"cleanup.policy": "compact"})])
         yield name

@@ -13,6 +13,7 @@ from hashbank_helpers import md5_entry, near, pdq_entry, random_pdq
 from kafka import KafkaAdminClient, KafkaProducer
 
 from worker.hashbank import BankFollower, HashBank, build_bank_consumer, entry_record, tombstone_key
+from worker.streaming.drivers.kafka_python import KafkaPythonDriver
 from worker.streaming.kafka_config import KafkaConnection, admin_kwargs, producer_kwargs
 from worker.streaming.topics import TopicSpec, ensure_topics
 
@@ -30,7 +31,7 @@ def conn() -> KafkaConnection:
 @pytest.fixture
 def bank_topic(conn: KafkaConnection) -> Iterator[str]:
     name = f"gs-test-hashbank-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(**admin_kwargs(conn))
+    admin = KafkaPythonDriver().admin(conn)
     try:
         ensure_topics(admin, [TopicSpec(name, 3, 1, {"cleanup.policy": "compact"})])
         yield name

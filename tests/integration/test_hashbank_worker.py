@@ -67,12 +67,12 @@ def has_key(worker: Worker, key: str, present: bool) -> bool:
 def test_bank_entries_take_effect_while_running_and_after_a_restart(
     lab: Lab, exactly_once: bool
 ) -> None:
-    from kafka import KafkaAdminClient
-
+    from worker.streaming.drivers.kafka_python import KafkaPythonDriver
+    from worker.streaming.kafka_config import KafkaConnection
     from worker.streaming.topics import TopicSpec, ensure_topics
 
     bank_topic = f"{lab.topics.input}-bank-{uuid.uuid4().hex[:6]}"
-    admin = KafkaAdminClient(bootstrap_servers=lab.bootstrap)
+    admin = KafkaPythonDriver().admin(KafkaConnection(lab.bootstrap))
     try:
         ensure_topics(admin, [TopicSpec(bank_topic, 1, configs={"cleanup.policy": "compact"})])
     finally:

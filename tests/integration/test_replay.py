@@ -35,6 +35,7 @@ def test_replay_redrives_fetch_failures_once_and_they_then_succeed(
     tiny_model_path: str,
     kafka_bootstrap: str,
     capsys: pytest.CaptureFixture[str],
+    kafka_driver: str,
 ) -> None:
     model = tiny_model_path
     late = f"s3://{lab.bucket}/late.png"
@@ -42,7 +43,7 @@ def test_replay_redrives_fetch_failures_once_and_they_then_succeed(
         [conversation("late-1", images=(late,)), conversation("late-2", images=(late,))]
     )
     lab.produce([b"not json"])
-    settings = lab.worker_settings(model=model)
+    settings = lab.worker_settings(model=model, kafka_driver=kafka_driver)
     with running_worker(settings, models):
         first = lab.read_outputs(expected=3)
     assert len(first.dead_letters) == 3 and not first.verdicts
@@ -61,6 +62,8 @@ def test_replay_redrives_fetch_failures_once_and_they_then_succeed(
         lab.input_topic,
         "--group-id",
         f"{lab.name}-group",
+        "--kafka-driver",
+        kafka_driver,
     ]
     assert main(args) == 0
     assert "scanned=3 replayed=2 refused=0 skipped=1" in capsys.readouterr().out

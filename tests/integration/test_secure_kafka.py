@@ -194,8 +194,10 @@ def test_replay_and_topics_ensure_over_sasl_ssl(
     models: Models,
     tiny_model_path: str,
     capsys: pytest.CaptureFixture[str],
+    kafka_driver: str,
 ) -> None:
-    lab = make_lab(secure.sasl_settings())
+    """The admin, replay's consumer and its producer of each driver, over SASL_SSL."""
+    lab = make_lab({**secure.sasl_settings(), "kafka_driver": kafka_driver})
     # topics ensure, as the operator (the super user may create topics).
     admin = secure.sasl_settings(
         kafka_sasl_username=secure.admin_user, kafka_sasl_password=secure.admin_password
@@ -207,7 +209,8 @@ def test_replay_and_topics_ensure_over_sasl_ssl(
         "review_topic": lab.review_topic,
         "hash_bank_topic": "",
     }
-    assert main(["topics", "ensure", "--partitions", "1", *flags(**admin, **names)]) == 0
+    ensure = flags(**admin, **names, kafka_driver=kafka_driver)
+    assert main(["topics", "ensure", "--partitions", "1", *ensure]) == 0
     out = capsys.readouterr().out
     assert f"{lab.name}.in2: created" in out and f"{lab.output_topic}: exists" in out
 
@@ -231,10 +234,13 @@ def test_replay_and_topics_ensure_over_sasl_ssl(
             dlq_topic=lab.dlq_topic,
             input_topic=lab.input_topic,
             group_id=lab.topics.group,
+            kafka_driver=kafka_driver,
         ),
     ]
     assert main(args) == 0
     assert "scanned=1 replayed=1" in capsys.readouterr().out
+    assert main(args) == 0  # the replay group's committed offset, read back
+    assert "scanned=0 replayed=0" in capsys.readouterr().out
     consumer = KafkaConsumer(group_id=None, **lab.kafka())
     try:
         tp = TopicPartition(lab.input_topic, 0)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from worker.streaming.drivers.kafka_python import KafkaPythonAdmin
 from worker.streaming.kafka_config import KafkaConnection, admin_kwargs, producer_kwargs
 from worker.streaming.topics import TopicSpec, ensure_topics
 
@@ -54,7 +55,7 @@ def make_topic(kafka_admin: Any, unique: Callable[[str], str]) -> Iterator[Calla
 
     def make(prefix: str = "topic", partitions: int = 1) -> str:
         name = unique(prefix)
-        ensure_topics(kafka_admin, [TopicSpec(name, partitions=partitions)])
+        ensure_topics(KafkaPythonAdmin(kafka_admin), [TopicSpec(name, partitions=partitions)])
         created.append(name)
         return name
 

@@ -151,3 +151,55 @@ def test_a_transactional_call_that_never_returns_raises_instead_of_wedging() -> 
     finally:
         never.set()
         producer._producer = real
+
+
+@pytest.mark.parametrize("command", [["topics", "ensure"], ["replay"]])
+def test_topics_and_replay_without_confluent_kafka_stop_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    from worker.cli import main
+
+    real_import = builtins.__import__
+
+    def no_confluent(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "confluent_kafka":
+            raise ImportError("No module named 'confluent_kafka'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_confluent)
+    # An unreachable broker: the driver is checked before any connection.
+    args = [*command, "--kafka-driver", "confluent", "--kafka-bootstrap-servers", "127.0.0.1:1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "guardstream: KAFKA_DRIVER=confluent needs confluent-kafka: "
+        "pip install 'guardstream[confluent]'"
+    ]
+
+
+def test_a_librdkafka_broker_error_gets_the_same_line_as_kafka_pythons() -> None:
+    import confluent_kafka
+    from kafka.errors import TopicAuthorizationFailedError
+
+    from worker.config import Settings
+    from worker.startup_errors import kafka_error_line
+
+    settings = Settings(kafka_bootstrap_servers="k:9092")
+    denied = confluent_kafka.KafkaError(
+        confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED, "conversations.dlq"
+    )
+    line = kafka_error_line(confluent_kafka.KafkaException(denied), settings)
+    assert line == kafka_error_line(TopicAuthorizationFailedError("conversations.dlq"), settings)
+    assert line is not None and "README" in line
+    local = confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT)
+    assert kafka_error_line(confluent_kafka.KafkaException(local), settings) is None
+
+
+def test_a_consumer_without_a_group_has_no_group_id() -> None:
+    config = consumer_config(KafkaConnection("k:9092"), group_id=None)
+    assert "group.id" not in config
+    consumer = load_driver("confluent").consumer(KafkaConnection("127.0.0.1:1"), group_id=None)
+    try:
+        assert consumer.config["group_id"] is None  # replay neither resumes nor commits
+    finally:
+        consumer.close()

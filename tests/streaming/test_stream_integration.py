@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, ProducerFencedError
 from stream_fakes import CollectingStep
 
@@ -607,7 +608,9 @@ def test_replay_round_trip(
     kafka_conn: KafkaConnection,
     make_topic: Callable[..., str],
     read_topic: Callable[..., list[Any]],
+    driver: Any,
 ) -> None:
+    """On each driver's consumer and producer: byte-for-byte copies, counted replays."""
     in_topic, dlq = make_topic("in"), make_topic("dlq", 2)
 
     def consumed(i: int, extra: tuple[tuple[str, bytes], ...] = ()) -> Message[None]:
@@ -640,14 +643,14 @@ def test_replay_round_trip(
             65_536,
         ),
     ]
-    producer = KafkaProducer(**producer_kwargs(kafka_conn))
+    producer = driver.producer(kafka_conn)
     try:
         for letter in letters:
             producer.send(dlq, key=letter.key, value=letter.value, headers=list(letter.headers))
         producer.flush(timeout=30)
 
-        def factory() -> KafkaConsumer:
-            return KafkaConsumer(**kafka_conn.common_kwargs(), enable_auto_commit=False)
+        def factory() -> Any:
+            return driver.consumer(kafka_conn, group_id=None)
 
         result = replay_dead_letters(factory, producer, dlq, in_topic, stage="fetch", max_replays=3)
         assert letters[-1].value == b""
@@ -693,15 +696,32 @@ def test_replay_round_trip(
         producer.close()
 
 
-def test_ensure_topics_is_idempotent(kafka_admin: Any, unique: Callable[[str], str]) -> None:
+def test_ensure_topics_is_idempotent(
+    kafka_admin: Any, kafka_conn: KafkaConnection, unique: Callable[[str], str], driver: Any
+) -> None:
+    """Through each driver's admin; checked with kafka-python's own client."""
     specs = [
         TopicSpec(unique("a"), partitions=3, configs={"retention.ms": "3600000"}),
         TopicSpec(unique("b"), partitions=1, configs={"cleanup.policy": "compact"}),
     ]
-    assert sorted(ensure_topics(kafka_admin, specs)) == sorted(s.name for s in specs)
-    assert ensure_topics(kafka_admin, specs) == []
-    described = {t["name"]: t for t in kafka_admin.describe_topics([s.name for s in specs])}
-    assert len(described[specs[0].name]["partitions"]) == 3
+    admin = driver.admin(kafka_conn)
+    try:
+        assert sorted(ensure_topics(admin, specs)) == sorted(s.name for s in specs)
+        assert ensure_topics(admin, specs) == []
+        assert admin.partition_counts([s.name for s in specs]) == {
+            specs[0].name: 3,
+            specs[1].name: 1,
+        }
+        described = {t["name"]: t for t in kafka_admin.describe_topics([s.name for s in specs])}
+        assert len(described[specs[0].name]["partitions"]) == 3
+        configs = kafka_admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, specs[1].name)]
+        )["topic"][specs[1].name]
+        assert configs["cleanup.policy"]["value"] == "compact"
+    finally:
+        admin.delete_topics([s.name for s in specs])
+        admin.close()
+    assert not {s.name for s in specs} & set(kafka_admin.list_topics())
 
 
 # --- the kafka-python 3 behaviour this package is built on ------------------------

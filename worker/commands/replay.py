@@ -38,16 +38,14 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kafka import KafkaConsumer, KafkaProducer
-
     from worker.clients import kafka_connection
     from worker.logs import configure_logging
-    from worker.startup_errors import check_kafka, kafka_errors
-    from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
+    from worker.startup_errors import check_kafka, kafka_errors, require_driver
     from worker.streaming.replay import replay_dead_letters
 
     settings = load_settings(args)
     configure_logging(settings.log_level, settings.log_format, settings.log_content)
+    driver = require_driver(settings)
     conn = kafka_connection(settings)
     from_topic = args.from_topic or settings.dlq_topic
     to_topic = args.to_topic or settings.input_topic
@@ -59,13 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
     def consumer_factory() -> Any:
         # Assigned, not subscribed: the group only stores how far replays got.
-        kwargs = consumer_kwargs(conn, group_id=group)
-        if group == "none":
-            kwargs["group_id"] = None
-        return KafkaConsumer(**kwargs)
+        return driver.consumer(conn, group_id=None if group == "none" else group)
 
     with kafka_errors(settings):
-        producer = KafkaProducer(**producer_kwargs(conn))
+        producer = driver.producer(conn)
         try:
             print(f"replaying {from_topic} -> {to_topic} ...", file=sys.stderr, flush=True)
             result = replay_dead_letters(

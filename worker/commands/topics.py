@@ -52,11 +52,10 @@ def ensure_worker_topics(
     hash_bank_partitions: int = 1,
 ) -> list[str]:
     """Create the worker's topics that are missing (input, output, review, dead letters,
-    the hash bank); return those created."""
-    from kafka import KafkaAdminClient
-
+    the hash bank) with the ``KAFKA_DRIVER``'s admin; return those created.
+    ``DriverUnavailable`` when the driver's library is missing."""
     from worker.clients import kafka_connection
-    from worker.streaming.kafka_config import admin_kwargs
+    from worker.streaming.drivers import load_driver
     from worker.streaming.topics import TopicSpec, ensure_topics
 
     specs = [
@@ -79,7 +78,7 @@ def ensure_worker_topics(
                 HASH_BANK_CONFIGS,
             )
         )
-    admin = KafkaAdminClient(**admin_kwargs(kafka_connection(settings)))
+    admin = load_driver(settings.kafka_driver).admin(kafka_connection(settings))
     try:
         return ensure_topics(admin, specs)
     finally:
@@ -88,9 +87,10 @@ def ensure_worker_topics(
 
 def run_ensure(args: argparse.Namespace) -> int:
     from worker.clients import kafka_connection
-    from worker.startup_errors import check_kafka, kafka_errors
+    from worker.startup_errors import check_kafka, kafka_errors, require_driver
 
     settings = load_settings(args)
+    require_driver(settings)
     check_kafka(settings, kafka_connection(settings))
     with kafka_errors(settings):
         created = ensure_worker_topics(

@@ -144,12 +144,9 @@ class Lab:
         return topics
 
     def create_topics(self, names: Sequence[str], partitions: int | None = None) -> None:
-        from kafka import KafkaAdminClient
-
-        from worker.streaming.kafka_config import admin_kwargs
         from worker.streaming.topics import TopicSpec, ensure_topics
 
-        admin = KafkaAdminClient(**admin_kwargs(self._connection()))
+        admin = self._admin()
         try:
             ensure_topics(admin, [TopicSpec(n, partitions or self.partitions) for n in names])
         finally:
@@ -317,11 +314,7 @@ class Lab:
     def close(self) -> None:
         """Best effort: delete the topics created, and the bucket if the lab made it."""
         try:
-            from kafka import KafkaAdminClient
-
-            from worker.streaming.kafka_config import admin_kwargs
-
-            admin = KafkaAdminClient(**admin_kwargs(self._connection()))
+            admin = self._admin()
             try:
                 admin.delete_topics(self.created_topics)
             finally:
@@ -340,6 +333,12 @@ class Lab:
     def _cleanup_error(self, text: str) -> None:
         if self._on_cleanup_error is not None:
             self._on_cleanup_error(text)
+
+    def _admin(self) -> Any:
+        """The admin of the settings' ``KAFKA_DRIVER``."""
+        from worker.streaming.drivers import load_driver
+
+        return load_driver(self.settings.kafka_driver).admin(self._connection())
 
     def _connection(self) -> Any:
         from worker.clients import kafka_connection

@@ -70,7 +70,7 @@ class KafkaConnection:
 def consumer_kwargs(
     conn: KafkaConnection,
     *,
-    group_id: str,
+    group_id: str | None,
     group_instance_id: str | None = None,
     isolation_level: Literal["read_uncommitted", "read_committed"] = "read_uncommitted",
     max_poll_records: int = 256,
@@ -88,6 +88,7 @@ def consumer_kwargs(
     ``group_instance_id`` makes this a static member (KIP-345): a restart
     within ``session_timeout_ms`` gets its partitions back without a rebalance.
     Use ``isolation_level="read_committed"`` when inputs are transactional.
+    ``group_id=None``: no group (an assigned consumer that commits nothing).
     """
     kwargs = conn.common_kwargs()
     kwargs.update(
@@ -131,7 +132,7 @@ def producer_kwargs(
 
 
 def admin_kwargs(conn: KafkaConnection, **overrides: Any) -> dict[str, Any]:
-    """kwargs for ``KafkaAdminClient`` (``ensure_topics``)."""
+    """kwargs for ``KafkaAdminClient`` (the kafka-python driver's admin)."""
     kwargs = conn.common_kwargs()
     kwargs.update(overrides)
     return kwargs

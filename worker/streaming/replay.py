@@ -73,7 +73,8 @@ def replay_dead_letters(
     inject a different record; the original is at its ``guardstream.original.*``. ``stage`` replays only dead letters of that stage; ``limit``
     caps the number replayed.
 
-    ``consumer_factory()`` returns a ``KafkaConsumer`` (assign, no subscription).
+    ``consumer_factory()`` returns a driver's consumer (``drivers.base.AssignedConsumer``:
+    assign, no subscription); ``producer`` is a driver's producer.
     With a ``group_id``, the scan resumes after the group's committed offsets and
     commits what it scanned once every replayed record is acked, so running the
     same replay twice re-drives nothing twice; without one, it scans from the

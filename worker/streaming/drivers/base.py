@@ -9,6 +9,9 @@ whose records have ``topic``, ``partition``, ``offset``, ``timestamp`` (ms), ``k
 raw ``KafkaConsumer``/``KafkaProducer`` is therefore a driver client as it is; another
 library is adapted to this surface in its own module (``drivers.confluent``), so the
 processor, the steps and the offset tracking never learn which library runs.
+
+Admin operations (``topics ensure``, the lab) go through ``KafkaDriver.admin``, a
+driver-neutral ``DriverAdmin`` in the worker's own terms (``TopicSpec``, topic names).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from worker.streaming.kafka_config import Assignment, KafkaConnection
+from worker.streaming.topics import TopicSpec
 
 Isolation = Literal["read_uncommitted", "read_committed"]
 
@@ -50,6 +54,21 @@ class DriverConsumer(Protocol):
     def close(self, autocommit: bool = ..., timeout_ms: int = ...) -> None: ...
 
 
+class AssignedConsumer(Protocol):
+    """What ``replay`` adds to ``DriverConsumer``: a consumer assigned its partitions
+    (no subscription; its group, if any, only stores how far it got). ``config["group_id"]``
+    is None for a consumer without a group."""
+
+    config: Mapping[str, Any]
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None: ...
+    def assign(self, partitions: Sequence[Any]) -> None: ...
+    def end_offsets(self, partitions: Sequence[Any]) -> Mapping[Any, int]: ...
+    def committed(self, partition: Any) -> int | None: ...
+    def seek(self, partition: Any, offset: int) -> None: ...
+    def seek_to_beginning(self, *partitions: Any) -> None: ...
+
+
 class DriverProducer(Protocol):
     """The producer surface ``Produce``, ``TransactionalProduceAndCommit`` and replay use."""
 
@@ -72,6 +91,21 @@ class DriverProducer(Protocol):
     def close(self, timeout: float | None = ...) -> None: ...
 
 
+class DriverAdmin(Protocol):
+    """The admin surface ``ensure_topics`` and the lab use."""
+
+    def list_topics(self) -> set[str]: ...
+    def create_topics(self, specs: Sequence[TopicSpec], timeout_ms: int) -> list[str]:
+        """Create ``specs``; return the names this call created. A topic that exists
+        already (created concurrently) is not among them and is no error; any other
+        failure raises. Returns once every topic of ``specs`` has leaders."""
+        ...
+
+    def partition_counts(self, topics: Sequence[str]) -> dict[str, int]: ...
+    def delete_topics(self, topics: Sequence[str]) -> None: ...
+    def close(self) -> None: ...
+
+
 class Watchdog(Protocol):
     """``StallWatchdog``'s surface; drivers whose calls cannot hang return a no-op one."""
 
@@ -91,7 +125,7 @@ class KafkaDriver(Protocol):
         self,
         conn: KafkaConnection,
         *,
-        group_id: str,
+        group_id: str | None,
         group_instance_id: str | None = None,
         isolation_level: Isolation = "read_uncommitted",
         max_poll_records: int = 256,
@@ -100,7 +134,10 @@ class KafkaDriver(Protocol):
         heartbeat_interval_ms: int | None = None,
         assignment: Assignment = "cooperative-sticky",
         client_id: str | None = None,
-    ) -> Any: ...
+    ) -> Any:
+        """A ``DriverConsumer``, also an ``AssignedConsumer``; ``group_id=None``: no group
+        (``replay --replay-group none``)."""
+        ...
 
     def producer(
         self,
@@ -110,6 +147,8 @@ class KafkaDriver(Protocol):
         transactional_id: str | None = None,
         linger_ms: int = 5,
     ) -> Any: ...
+
+    def admin(self, conn: KafkaConnection) -> DriverAdmin: ...
 
     def watchdog(self, consumer: Any, stall_timeout_s: float) -> Any: ...
 

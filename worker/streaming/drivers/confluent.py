@@ -20,9 +20,14 @@ librdkafka facts this adapter is built on:
   waiting forever); fatal errors (e.g. a fenced static member) raise from ``poll()``.
 * A consumed message may be an error event (``Message.error()``): partition EOF is
   skipped, fatal errors raise, the others are logged (librdkafka retries them itself).
+* ``seek()`` works only on a partition librdkafka already fetches; an assigned
+  consumer's start offsets (``replay``) go into the assignment until the first poll.
+  ``position()`` is unknown until a message arrives, so after a seek it is the offset
+  sought, as kafka-python's is.
 
 Longer than the project's ~400 lines on purpose: one module per driver (faust's
-``transport/drivers/``), its consumer, producer and send futures side by side.
+``transport/drivers/``), its consumer, producer and send futures side by side (the
+admin client is ``drivers.confluent_admin``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,13 +43,21 @@ import structlog
 from kafka import TopicPartition
 
 from worker.streaming.drivers.base import Isolation, RebalanceListener
-from worker.streaming.drivers.confluent_config import consumer_config, producer_config
+from worker.streaming.drivers.confluent_admin import ConfluentAdmin
+from worker.streaming.drivers.confluent_config import (
+    common_config,
+    consumer_config,
+    producer_config,
+)
 from worker.streaming.exceptions import CommitFailed, TransactionStalled
 from worker.streaming.kafka_config import Assignment, KafkaConnection
 
 log = structlog.get_logger(__name__)
 
 MISSING = "KAFKA_DRIVER=confluent needs confluent-kafka: pip install 'guardstream[confluent]'"
+
+#: Bound of the metadata and offset look-ups (librdkafka's default is to wait forever).
+REQUEST_TIMEOUT_S = 30.0
 
 
 def _ck() -> Any:
@@ -85,10 +99,18 @@ class ConfluentConsumer:
         self._tps: dict[tuple[str, int], TopicPartition] = {}
         # Incremental assign/unassign for the cooperative protocol, full ones for eager.
         self._cooperative = config.get("partition.assignment.strategy") == "cooperative-sticky"
-        self._consumer = ck.Consumer(
-            {**config, "error_cb": self._on_error, "stats_cb": self._on_stats}
-        )
-        self.config = {"group_id": config.get("group.id")}
+        # An assigned consumer's start offsets until its first poll, and offsets sought
+        # and not consumed from yet (see the module docstring).
+        self._start: dict[TopicPartition, int] | None = None
+        self._sought: dict[TopicPartition, int] = {}
+        native = {**config, "error_cb": self._on_error, "stats_cb": self._on_stats}
+        group_id = config.get("group.id")
+        if group_id is None:
+            # librdkafka wants a group.id even when assigning; this one is never joined
+            # (no subscribe) and never committed to.
+            native["group.id"] = f"guardstream-no-group-{uuid.uuid4().hex}"
+        self._consumer = ck.Consumer(native)
+        self.config = {"group_id": group_id}
 
     # --- callbacks (all run inside poll(), in the polling thread) ---------------
 
@@ -150,6 +172,7 @@ class ConfluentConsumer:
         )
 
     def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[Record]]:
+        self._start = None
         messages = self._consumer.consume(self._max_poll_records, timeout_ms / 1000)
         out: dict[TopicPartition, list[Record]] = {}
         for message in messages:
@@ -162,6 +185,9 @@ class ConfluentConsumer:
             if batch is None:
                 batch = out[tp] = []
             batch.append(Record(message))
+        if self._sought:
+            for tp in out:
+                self._sought.pop(tp, None)
         return out
 
     def _consume_error(self, error: Any) -> None:
@@ -222,6 +248,9 @@ class ConfluentConsumer:
         return self._consumer.memberid()
 
     def position(self, tp: Any, timeout_ms: int = 0) -> int | None:
+        sought = self._sought.get(self._tp(tp.topic, tp.partition))
+        if sought is not None:
+            return sought
         [result] = self._consumer.position(self._native([tp]))
         return result.offset if result.offset >= 0 else None
 
@@ -231,6 +260,51 @@ class ConfluentConsumer:
 
     def broker_connected(self) -> bool:
         return self._brokers_up
+
+    # --- an assigned consumer (``replay``: assign, not subscribe) -----------------
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        info = self._consumer.list_topics(topic, timeout=REQUEST_TIMEOUT_S).topics.get(topic)
+        if info is None or info.error is not None:
+            return None
+        return set(info.partitions)
+
+    def assign(self, tps: Sequence[Any]) -> None:
+        # OFFSET_STORED: the group's committed offset, else auto.offset.reset.
+        self._start = {self._tp(tp.topic, tp.partition): self._ck.OFFSET_STORED for tp in tps}
+        self._sought.clear()
+        self._consumer.assign(self._native(self._start, self._start))
+
+    def _watermarks(self, tp: Any) -> tuple[int, int]:
+        native = self._native([tp])[0]
+        low, high = self._consumer.get_watermark_offsets(
+            native, timeout=REQUEST_TIMEOUT_S, cached=False
+        )
+        return low, high
+
+    def beginning_offsets(self, tps: Sequence[Any]) -> dict[TopicPartition, int]:
+        return {self._tp(tp.topic, tp.partition): self._watermarks(tp)[0] for tp in tps}
+
+    def end_offsets(self, tps: Sequence[Any]) -> dict[TopicPartition, int]:
+        return {self._tp(tp.topic, tp.partition): self._watermarks(tp)[1] for tp in tps}
+
+    def committed(self, tp: Any) -> int | None:
+        [result] = self._consumer.committed(self._native([tp]), timeout=REQUEST_TIMEOUT_S)
+        return result.offset if result.offset >= 0 else None
+
+    def seek(self, tp: Any, offset: int) -> None:
+        key = self._tp(tp.topic, tp.partition)
+        if self._start is not None:  # not fetched yet: librdkafka cannot seek it
+            self._start[key] = offset
+            self._consumer.assign(self._native(self._start, self._start))
+        else:
+            self._consumer.seek(self._ck.TopicPartition(key.topic, key.partition, offset))
+        self._sought[key] = offset
+
+    def seek_to_beginning(self, *tps: Any) -> None:
+        # A concrete offset rather than OFFSET_BEGINNING, so that position() knows it.
+        for tp, low in self.beginning_offsets(tps).items():
+            self.seek(tp, low)
 
     def close(self, autocommit: bool = False, timeout_ms: int = 10_000) -> None:
         # Offsets are committed explicitly (auto-commit is off): close() leaves the group
@@ -397,7 +471,7 @@ class ConfluentDriver:
         self,
         conn: KafkaConnection,
         *,
-        group_id: str,
+        group_id: str | None,
         group_instance_id: str | None = None,
         isolation_level: Isolation = "read_uncommitted",
         max_poll_records: int = 256,
@@ -436,6 +510,9 @@ class ConfluentDriver:
                 linger_ms=linger_ms,
             )
         )
+
+    def admin(self, conn: KafkaConnection) -> ConfluentAdmin:
+        return ConfluentAdmin(common_config(conn), request_timeout_s=REQUEST_TIMEOUT_S)
 
     def watchdog(self, consumer: Any, stall_timeout_s: float) -> _NoWatchdog:
         return _NoWatchdog()

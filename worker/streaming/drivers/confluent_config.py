@@ -59,7 +59,7 @@ def common_config(conn: KafkaConnection, client_id: str | None = None) -> dict[s
 def consumer_config(
     conn: KafkaConnection,
     *,
-    group_id: str,
+    group_id: str | None,
     group_instance_id: str | None = None,
     isolation_level: str = "read_uncommitted",
     max_poll_interval_ms: int = 300_000,
@@ -70,13 +70,15 @@ def consumer_config(
 ) -> dict[str, Any]:
     """The consumer ``StreamProcessor`` drives: offsets committed explicitly (never
     auto-committed, never auto-stored), earliest when the group has none, partition EOF
-    events off, statistics once a second (``broker_connected``)."""
+    events off, statistics once a second (``broker_connected``). ``group_id=None``: no
+    ``group.id`` (the consumer gives itself one it never joins, ``ConfluentConsumer``)."""
     if assignment not in _ASSIGNORS:
         raise ValueError(f"librdkafka has no {assignment!r} assignor")
     config = common_config(conn, client_id)
+    if group_id is not None:
+        config["group.id"] = group_id
     config.update(
         {
-            "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
