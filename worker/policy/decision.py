@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from schemas.conversation import category_number
 from schemas.review import ReviewReason
@@ -91,8 +92,10 @@ def enforce_action(
     return "allow", [f"unsafe_score<{format_threshold(threshold)}"]
 
 
+@lru_cache(maxsize=1024)
 def format_threshold(value: float) -> str:
-    """0.5 → '0.50', 0.425 → '0.425': two decimals unless that would misstate it."""
+    """0.5 → '0.50', 0.425 → '0.425': two decimals unless that would misstate it (cached:
+    a profile's few thresholds are formatted for every event's reasons)."""
     text = f"{value:.2f}"
     return text if float(text) == value else repr(value)
 
