@@ -252,6 +252,7 @@ def test_paused_loop_polls_kafka_rarely_without_timeout_and_turns_on_wakeups() -
         poll_timeout_ms=60_000,  # paused: kafka is polled at most once a minute
         backpressure_wait_ms=60_000,  # ... and the loop only turns when woken
         wakeup=wakeup,
+        pause_after_ms=0,
     )
     turns: list[int] = []
 
@@ -294,6 +295,7 @@ def test_paused_loop_polls_with_zero_timeout_when_the_interval_passed() -> None:
         commit=kafka_commit(consumer),
         poll_timeout_ms=0,
         backpressure_wait_ms=1,
+        pause_after_ms=0,
     )
 
     def until() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -81,7 +82,7 @@ def test_backpressure_pauses_keeps_polling_and_resumes() -> None:
     consumer = FakeConsumer([TP0, TP1])
     consumer.script = [records(0, range(5)) + records(1, range(2))]
     step = GatedStep(capacity=2)
-    processor, _ = make(consumer, step)
+    processor, _ = make(consumer, step, pause_after_ms=0)
     polls_when_released: list[int] = []
 
     def until() -> bool:
@@ -105,6 +106,48 @@ def test_backpressure_pauses_keeps_polling_and_resumes() -> None:
         (1, 0),
         (1, 1),
     ]
+
+
+def test_a_short_backpressure_spell_holds_the_records_without_pausing_or_polling() -> None:
+    """librdkafka drops a paused partition's fetched messages: a spell shorter than
+    ``pause_after_ms`` must not pause, and the loop must not fetch past the records it
+    holds (memory stays bounded by one poll)."""
+    consumer = FakeConsumer([TP0])
+    consumer.script = [records(0, range(4)), records(0, range(4, 8))]
+    step = GatedStep(capacity=2)
+    processor, _ = make(consumer, step, pause_after_ms=60_000, backpressure_wait_ms=1)
+    polls_while_held: list[int] = []
+
+    def until() -> bool:
+        if processor.stats.rejected >= 20 and step.capacity == 2:
+            polls_while_held.append(consumer.polls)
+            assert consumer.paused() == set()
+            step.capacity = 100
+        return len(step.received) == 8
+
+    stats = processor.run(until=until, handle_signals=False)
+    assert polls_while_held == [1]  # the first poll's records held, no second poll meanwhile
+    assert stats.pauses == 0 and consumer.pause_calls == 0
+    assert [m.offset for m in step.received] == list(range(8))
+
+
+def test_a_long_backpressure_spell_pauses() -> None:
+    consumer = FakeConsumer([TP0])
+    consumer.script = [records(0, range(4))]
+    step = GatedStep(capacity=2)
+    processor, _ = make(consumer, step, pause_after_ms=50, backpressure_wait_ms=1)
+    started = time.monotonic()
+    paused_after: list[float] = []
+
+    def until() -> bool:
+        if consumer.paused() and not paused_after:
+            paused_after.append(time.monotonic() - started)
+            step.capacity = 100
+        return len(step.received) == 4
+
+    stats = processor.run(until=until, handle_signals=False)
+    assert stats.pauses == 1 and paused_after and paused_after[0] >= 0.05
+    assert consumer.paused() == set()
 
 
 def test_revocation_drops_pending_commits_done_prefix_and_forgets() -> None:

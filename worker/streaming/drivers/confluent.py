@@ -172,8 +172,17 @@ class ConfluentConsumer:
         )
 
     def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[Record]]:
+        """What is fetched already, up to ``max_poll_records``, at once; waits up to
+        ``timeout_ms`` only while nothing is (kafka-python's ``poll``). librdkafka's
+        ``consume(n, timeout)`` waits until it has ``n`` messages or the timeout passed:
+        asked for 256 with 150 fetched, the loop would sit idle for the whole timeout."""
         self._start = None
-        messages = self._consumer.consume(self._max_poll_records, timeout_ms / 1000)
+        consume = self._consumer.consume
+        messages = consume(self._max_poll_records, 0)
+        if not messages and timeout_ms > 0:
+            messages = consume(1, timeout_ms / 1000)
+            if messages and self._max_poll_records > 1:
+                messages += consume(self._max_poll_records - 1, 0)
         out: dict[TopicPartition, list[Record]] = {}
         for message in messages:
             error = message.error()
