@@ -168,7 +168,7 @@ class StreamProcessor:
         self._leases: dict[Partition, Lease] = {}
         self._pending: deque[Message[KafkaPayload]] = deque()
         self._rejected_at: float | None = None  # first rejection of this backpressure spell
-        self._backpressure = False  # the partitions are paused
+        self._paused = False  # the partitions are paused for backpressure
         self._stop = threading.Event()
         self._signal: int | None = None
         self.stats = ProcessorStats()
@@ -277,7 +277,7 @@ class StreamProcessor:
         """
         if self._rejected_at is None:
             return True
-        if not self._backpressure:
+        if not self._paused:
             return self._rebalancing()
         elapsed_ms = (time.monotonic() - self._polled_at) * 1000
         return elapsed_ms >= self._poll_timeout_ms or self._rebalancing()
@@ -288,7 +288,7 @@ class StreamProcessor:
             # 3.0.12 discards a join that completes between two poll() calls
             # and sends a new JoinGroup (another rebalance round for everyone).
             return self._rebalance_poll_timeout_ms
-        if self._backpressure:
+        if self._paused:
             # No wait in poll(): with every partition paused kafka-python would
             # sleep the whole timeout; the loop waits for the steps instead.
             return 0
@@ -345,13 +345,13 @@ class StreamProcessor:
                 now = time.monotonic()
                 if self._rejected_at is None:
                     self._rejected_at = now
-                if self._backpressure or now - self._rejected_at >= self._pause_after_s:
+                if self._paused or now - self._rejected_at >= self._pause_after_s:
                     self._pause()
                 return
             pending.popleft()
             self.stats.submitted += 1
         self._rejected_at = None
-        if self._backpressure:
+        if self._paused:
             self._resume()
 
     def _pause(self) -> None:
@@ -361,8 +361,8 @@ class StreamProcessor:
         assignment = self._consumer.assignment()
         if assignment:
             self._consumer.pause(*assignment)
-        if not self._backpressure:
-            self._backpressure = True
+        if not self._paused:
+            self._paused = True
             self.stats.pauses += 1
             log.debug("backpressure: partitions paused", pending=len(self._pending))
 
@@ -370,7 +370,7 @@ class StreamProcessor:
         paused = self._consumer.paused()
         if paused:
             self._consumer.resume(*paused)
-        self._backpressure = False
+        self._paused = False
         log.debug("backpressure released: partitions resumed")
 
     # --- rebalances ------------------------------------------------------------
