@@ -9,7 +9,7 @@ from schemas.conversation import category_number
 from worker.engine.types import CategoryScores, ClassificationResult
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AggregateVerdict:
     unsafe: bool
     unsafe_score: float

@@ -19,7 +19,7 @@ class ModelInfo:
     device: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ClassificationRequest:
     """One prompt; ``image`` is set exactly when ``prompt.image`` is."""
 
@@ -31,7 +31,7 @@ CategoryScores = tuple[tuple[str, float], ...]
 """``(key, score)`` per category key active in the prompt's policy, sorted by number."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ClassificationResult:
     """The answer for one prompt.
 

@@ -26,7 +26,7 @@ from worker.policy.sampling import audit_sampled
 from worker.policy.settings import ProfileSettings
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Decision:
     action: Action
     reasons: tuple[str, ...]

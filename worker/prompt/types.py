@@ -26,7 +26,7 @@ class Category:
     description: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Turn:
     """One speaker's turn: consecutive messages of one role, merged."""
 
@@ -35,7 +35,7 @@ class Turn:
     images: tuple[ImageContent, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Conversation:
     """A conversation the Llama Guard templates accept: alternating turns, user first,
     ending with the assessed turn."""
@@ -50,7 +50,7 @@ class Conversation:
         return [image for turn in self.turns for image in turn.images]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PromptSegment:
     """A piece of prompt text.
 
@@ -63,7 +63,7 @@ class PromptSegment:
     trusted: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Prompt:
     """One prompt the model sees: the rendered template plus at most one image."""
 

@@ -100,9 +100,12 @@ class Message(Generic[T]):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingRecord:
-    """A record to produce. ``partition=None`` lets the producer's partitioner pick by key."""
+    """A record to produce. ``partition=None`` lets the producer's partitioner pick by key.
+
+    Immutable by convention, not ``frozen``: one is built per verdict (see ``Message``).
+    """
 
     topic: str
     key: bytes | None

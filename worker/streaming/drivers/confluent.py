@@ -97,6 +97,10 @@ class ConfluentConsumer:
         self._closing = False
         self._brokers_up = False
         self._tps: dict[tuple[str, int], TopicPartition] = {}
+        # The assignment as this wrapper made it (only the rebalance callbacks and
+        # assign() change it): librdkafka's assignment() is a round trip to its main
+        # thread, ~1 ms with the GIL busy, and the loop asks once per poll.
+        self._assigned: set[TopicPartition] = set()
         # Incremental assign/unassign for the cooperative protocol, full ones for eager.
         self._cooperative = config.get("partition.assignment.strategy") == "cooperative-sticky"
         # An assigned consumer's start offsets until its first poll, and offsets sought
@@ -133,6 +137,8 @@ class ConfluentConsumer:
                 self._consumer.incremental_assign(partitions)
             else:
                 self._consumer.assign(partitions)
+                self._assigned.clear()
+            self._assigned.update(tps)
         # Revoked: the listener (the processor) commits the finished prefix first,
         # then the partitions are given up. Closing: nothing more is committed.
         if self._listener is not None and not self._closing:
@@ -145,8 +151,10 @@ class ConfluentConsumer:
             self._paused.difference_update(tps)
             if cooperative:
                 self._consumer.incremental_unassign(partitions)
+                self._assigned.difference_update(tps)
             else:
                 self._consumer.unassign()
+                self._assigned.clear()
 
     # --- the driver surface ------------------------------------------------------
 
@@ -207,7 +215,7 @@ class ConfluentConsumer:
         log.warning("consume error", error=error.str(), code=error.name())
 
     def assignment(self) -> set[TopicPartition]:
-        return {self._tp(p.topic, p.partition) for p in self._consumer.assignment()}
+        return set(self._assigned)
 
     def pause(self, *tps: Any) -> None:
         self._consumer.pause(self._native(tps))
@@ -283,6 +291,7 @@ class ConfluentConsumer:
         self._start = {self._tp(tp.topic, tp.partition): self._ck.OFFSET_STORED for tp in tps}
         self._sought.clear()
         self._consumer.assign(self._native(self._start, self._start))
+        self._assigned = set(self._start)
 
     def _watermarks(self, tp: Any) -> tuple[int, int]:
         native = self._native([tp])[0]
