@@ -26,15 +26,40 @@ def aggregate(results: Sequence[ClassificationResult]) -> AggregateVerdict:
     """
     if not results:
         raise ValueError("aggregate() needs at least one result")
+    if len(results) == 1:
+        # One prompt (every conversation without an image): nothing to merge across
+        # prompts, only the keys to sort and de-duplicate as below.
+        only = results[0]
+        return AggregateVerdict(
+            unsafe=only.unsafe,
+            unsafe_score=only.unsafe_score,
+            categories=_by_number(set(only.categories)),
+            results=(only,),
+            category_scores=_max_per_key(only.category_scores),
+        )
     categories = {key for result in results for key in result.categories}
-    scores: dict[str, float] = {}
-    for result in results:
-        for key, score in result.category_scores:
-            scores[key] = max(score, scores.get(key, score))
     return AggregateVerdict(
         unsafe=any(result.unsafe for result in results),
         unsafe_score=max(result.unsafe_score for result in results),
-        categories=tuple(sorted(categories, key=category_number)),
+        categories=_by_number(categories),
         results=tuple(results),
-        category_scores=tuple(sorted(scores.items(), key=lambda item: category_number(item[0]))),
+        category_scores=_max_per_key(
+            [item for result in results for item in result.category_scores]
+        ),
     )
+
+
+def _by_number(keys: set[str]) -> tuple[str, ...]:
+    if not keys:
+        return ()
+    return tuple(sorted(keys, key=category_number))
+
+
+def _max_per_key(items: Sequence[tuple[str, float]]) -> CategoryScores:
+    """Per key the maximum score, sorted by category number."""
+    if not items:
+        return ()
+    scores: dict[str, float] = {}
+    for key, score in items:
+        scores[key] = max(score, scores.get(key, score))
+    return tuple(sorted(scores.items(), key=lambda item: category_number(item[0])))

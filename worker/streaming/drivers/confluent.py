@@ -387,7 +387,10 @@ class ConfluentProducer:
         # local queue is full, not after every send: the Produce step asks its oldest
         # futures on every poll, and a poll per record cost ~10 % of the per-event path.
         try:
-            self._producer.produce(topic, value, key, **kwargs)
+            if len(kwargs) == 1:  # the common record: no headers, partition by key
+                self._producer.produce(topic, value, key, on_delivery=future._report)
+            else:
+                self._producer.produce(topic, value, key, **kwargs)
             return future
         except BufferError:
             pass
