@@ -377,8 +377,10 @@ def test_cooperative_rebalance_between_two_members(
         processed.add(m.value)
         return to_output(out_topic)(m)
 
+    consumers: list[Any] = []
+
     def member(name: str) -> tuple[StreamProcessor, threading.Thread, list[BaseException]]:
-        processor, _, _ = at_least_once(
+        processor, _, consumer = at_least_once(
             driver,
             kafka_conn,
             in_topic,
@@ -388,6 +390,7 @@ def test_cooperative_rebalance_between_two_members(
             heartbeat_interval_ms=500,
             client_id=name,
         )
+        consumers.append(consumer)
         errors: list[BaseException] = []
 
         def target() -> None:
@@ -422,6 +425,10 @@ def test_cooperative_rebalance_between_two_members(
             return committed_offsets(group, in_topic) == ends
 
         wait_for(everything_committed, deadline, "all committed", a.stats, b.stats, interval_s=0.5)
+        # What each member says it owns (the confluent driver keeps its own copy of the
+        # assignment) splits the topic between them, as the group assigned it.
+        owned = [{tp.partition for tp in c.assignment() if tp.topic == in_topic} for c in consumers]
+        assert owned[0] | owned[1] == {0, 1, 2, 3} and not owned[0] & owned[1], owned
     finally:
         stop.set()
         b_has_partitions.set()
