@@ -36,24 +36,3 @@ def test_lines_it_lets_through_reach_capture_logs() -> None:
         if enabled_for(log, logging.INFO):
             log.info("seen")
     assert [entry["event"] for entry in logs] == ["seen"]
-
-
-def test_json_lines_are_json_whatever_the_fields_hold(capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
-    log = structlog.get_logger("test")
-    configure_logging("INFO", "json")
-    log.info("plain", event_id="e1", score=0.25, categories=["S1"], text="naïve")
-    log.info("odd", raw=b"\xff\xfe", thing=object())  # not UTF-8; no JSON type
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    plain, odd = lines
-    assert plain["event"] == "plain" and plain["level"] == "info"
-    assert (plain["event_id"], plain["score"], plain["categories"], plain["text"]) == (
-        "e1",
-        0.25,
-        ["S1"],
-        "naïve",
-    )
-    assert "timestamp" in plain
-    assert odd["event"] == "odd"
-    assert odd["raw"] == repr(b"\xff\xfe") and odd["thing"].startswith("<object object")
