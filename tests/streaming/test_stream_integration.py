@@ -728,7 +728,13 @@ def test_ensure_topics_is_idempotent(
     finally:
         admin.delete_topics([s.name for s in specs])
         admin.close()
-    assert not {s.name for s in specs} & set(kafka_admin.list_topics())
+    # The delete is acknowledged by the controller; a broker's metadata may list the
+    # topics a moment longer, so wait for it (bounded) rather than read it once.
+    names = {s.name for s in specs}
+    deadline = Deadline(30)
+    while names & set(kafka_admin.list_topics()) and not deadline.expired():
+        time.sleep(0.2)
+    assert not names & set(kafka_admin.list_topics())
 
 
 # --- the kafka-python 3 behaviour this package is built on ------------------------
