@@ -161,6 +161,7 @@ def naive_loop(lab: Lab, reference: Any, topics: TopicSet, expected: int) -> dic
     from schemas.conversation import ConversationEvent
     from worker.images.uri import parse_s3_uri
     from worker.prompt import build_prompts
+    from worker.streaming.kafka_compat import rejoin_if_join_lost
 
     bootstrap = lab.settings.kafka_bootstrap_servers
     consumer = KafkaConsumer(
@@ -179,7 +180,9 @@ def naive_loop(lab: Lab, reference: Any, topics: TopicSet, expected: int) -> dic
     deadline = time.monotonic() + 1800
     try:
         while len(service) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200, max_records=1).values():
+            polled = consumer.poll(timeout_ms=200, max_records=1)
+            rejoin_if_join_lost(consumer)  # the worker's kafka-python workaround (kafka_compat)
+            for batch in polled.values():
                 for record in batch:
                     started = time.monotonic()
                     first = first or started

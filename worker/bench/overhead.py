@@ -58,6 +58,7 @@ def raw_loop(settings: Any, input_topic: str, output_topic: str, expected: int) 
     from kafka import KafkaConsumer, KafkaProducer
 
     from worker.clients import kafka_connection
+    from worker.streaming.kafka_compat import rejoin_if_join_lost
     from worker.streaming.kafka_config import consumer_kwargs, producer_kwargs
 
     conn = kafka_connection(settings)
@@ -79,6 +80,10 @@ def raw_loop(settings: Any, input_topic: str, output_topic: str, expected: int) 
     try:
         while done < expected and time.monotonic() < deadline:
             batch = consumer.poll(timeout_ms=100)
+            # Without it this loop hung, 1 run in ~10, on the group join that races the
+            # just-created topic (kafka-python 3.0.12; see kafka_compat). A few attribute
+            # reads per poll: no per-record work.
+            rejoin_if_join_lost(consumer)
             for records in batch.values():
                 if first is None:
                     first = time.monotonic()
