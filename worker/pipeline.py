@@ -19,7 +19,7 @@ so GPU time never blocks polling and memory stays bounded. The clients come in b
 (``HASH_BANK_TOPIC``) a ``BankFollower`` keeps a ``HashBank`` equal to the bank topic on
 its own thread; the consumer loop starts once it has caught up.
 
-Just over ~400 lines: the composition of every stage, client and optional part (banks,
+About 450 lines: the composition of every stage, client and optional part (banks,
 decode budget, policy reload) is kept in this one module, so that the whole worker reads
 front to back in one place.
 """
@@ -31,6 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -80,6 +81,57 @@ STALL_TIMEOUT_S = 60.0
 GC_YOUNG_THRESHOLD = 10_000
 
 
+@dataclass(frozen=True)
+class Stages:
+    """The stage callables of one worker, in data-flow order (``worker.stages``)."""
+
+    decode: Decode
+    fetch: Fetch
+    classify: Classify
+    decide: Decide
+    publish: Publish
+
+
+def build_stages(
+    settings: Settings,
+    models: Models,
+    load_image: Callable[[ImageContent], PreparedImage],
+    metrics: Metrics,
+    *,
+    policy: PolicyStore | None = None,
+    bank: HashBank | None = None,
+) -> Stages:
+    """Each stage's callable, configured from the settings (see ``build_steps``)."""
+    policy = policy or PolicyStore(None, unsafe_threshold=settings.unsafe_threshold)
+    return Stages(
+        decode=Decode(
+            event_limits(settings),
+            policy,
+            metrics,
+            text_model=models.text is not None,
+            text_format=models.text_format,
+        ),
+        fetch=Fetch(
+            load_image,
+            bank_matcher(settings, bank) if bank is not None else None,
+            settings.hash_match_action,
+        ),
+        classify=Classify(models.vision, models.text, metrics),
+        decide=Decide(metrics),
+        publish=Publish(
+            output_topic=settings.output_topic,
+            dlq_topic=settings.dlq_topic,
+            review_topic=settings.review_topic,
+            worker_id=settings.worker_id,
+            max_record_bytes=settings.max_record_bytes,
+            vision=models.vision,
+            text=models.text,
+            policy=policy,
+            metrics=metrics,
+        ),
+    )
+
+
 def build_steps(
     settings: Settings,
     models: Models,
@@ -99,34 +151,12 @@ def build_steps(
     profiles (default: the built-in one, as without a policy file). ``bank``: known-bad
     image banks on (``load_image`` must then hash: ``image_loader(hashing=True)``).
     """
-    policy = policy or PolicyStore(None, unsafe_threshold=settings.unsafe_threshold)
-    decode = Decode(
-        event_limits(settings),
-        policy,
-        metrics,
-        text_model=models.text is not None,
-        text_format=models.text_format,
-    )
-    publish = Publish(
-        output_topic=settings.output_topic,
-        dlq_topic=settings.dlq_topic,
-        review_topic=settings.review_topic,
-        worker_id=settings.worker_id,
-        max_record_bytes=settings.max_record_bytes,
-        vision=models.vision,
-        text=models.text,
-        policy=policy,
-        metrics=metrics,
-    )
+    stages = build_stages(settings, models, load_image, metrics, policy=policy, bank=bank)
     return chain(
-        partial(RunTask, decode),
+        partial(RunTask, stages.decode),
         partial(
             RunTaskInThreads,
-            Fetch(
-                load_image,
-                bank_matcher(settings, bank) if bank is not None else None,
-                settings.hash_match_action,
-            ),
+            stages.fetch,
             max_in_flight=settings.max_in_flight,
             max_workers=settings.fetch_concurrency,
             thread_name_prefix="guardstream-fetch",
@@ -135,7 +165,7 @@ def build_steps(
         ),
         partial(
             RunBatchesInThread,
-            Classify(models.vision, models.text, metrics),
+            stages.classify,
             max_batch_size=settings.max_batch_size,
             max_batch_wait_ms=settings.max_batch_wait_ms,
             cost=batch_cost,
@@ -143,8 +173,8 @@ def build_steps(
             thread_name="guardstream-model",
             wakeup=wakeup,
         ),
-        partial(RunTask, Decide(metrics)),
-        partial(RunTask, publish),
+        partial(RunTask, stages.decide),
+        partial(RunTask, stages.publish),
         end=terminal,
     )
 

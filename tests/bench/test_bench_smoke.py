@@ -67,6 +67,22 @@ def test_overhead(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["guardstream"] > 0 and result["baseline"] > 0 and result["ratio"] > 0
 
 
+def test_steps_runs_every_event_through_the_chain_and_the_plain_loop(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # No broker: the worker's step chain into a counting terminal, and its stage functions.
+    result = _run(capsys, "steps", "--events", "300")
+    assert result["events"] == result["verdicts"] == 300
+    assert result["stages"].keys() == {"decode", "fetch", "classify", "decide", "publish"}
+    assert all(us > 0 for us in result["stages"].values())
+    inline = sum(us for stage, us in result["stages"].items() if stage != "classify")
+    assert result["baseline"] == pytest.approx(inline, abs=0.05)
+    assert result["step_protocol"] == pytest.approx(
+        result["guardstream"] - result["baseline"], abs=0.02
+    )
+    assert result["peer_work"] > 0
+
+
 @pytest.mark.integration
 def test_overhead_on_both_drivers(capsys: pytest.CaptureFixture[str]) -> None:
     result = _run(capsys, "overhead", "--events", "40", "--driver", "both")

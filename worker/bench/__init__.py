@@ -13,6 +13,7 @@ BENCHMARKS = (
     "e2e",
     "preprocess",
     "overhead",
+    "steps",
     "backlog",
     "repeat",
     "engine",

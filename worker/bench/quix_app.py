@@ -1,9 +1,8 @@
 """The Quix Streams peer of ``bench overhead``: a minimal application doing guardstream's
 per-event work without a model, run in its own virtual environment.
 
-Per event: validate the v1 ConversationEvent with pydantic (``schemas/``, the same contract
-and limits the worker enforces), build a VerdictEvent (a fixed safe answer, like the
-instant classifier) and produce its JSON; Quix commits at-least-once every second (the
+Per event: ``peer_work.peer_moderate`` (validate the v1 ConversationEvent with pydantic,
+build a VerdictEvent with a fixed safe answer, dump its JSON), then produce it; Quix commits at-least-once every second (the
 worker's COMMIT_INTERVAL_MS). Timed from the first record consumed to the moment the
 app has produced ``--events`` outputs, flushed and committed (``Application.run(count=)``
 returns after its close).
@@ -20,7 +19,6 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,34 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import quixstreams  # type: ignore[import-not-found]
 
-    from schemas.conversation import ConversationEvent, EventLimits
-    from schemas.verdict import ModelInfo, SourcePosition, VerdictEvent
+    from worker.bench.peer_work import peer_moderate
 
-    limits = {"limits": EventLimits()}
-    model = ModelInfo(id="instant", revision="bench")
     first: list[float] = []
+    work = peer_moderate(args.input)
 
     def moderate(value: bytes, key: Any, timestamp: int, headers: Any) -> bytes:
         if not first:
             first.append(time.monotonic())
-        event = ConversationEvent.model_validate_json(value, context=limits)
-        verdict = VerdictEvent(
-            event_id=event.event_id,
-            conversation_id=event.conversation_id,
-            tenant_id=event.tenant_id,
-            verdict="safe",
-            categories=[],
-            unsafe_score=0.0,
-            classified_role=event.messages[-1].role,
-            images=[],
-            model=model,
-            policy_hash="0" * 64,
-            source=SourcePosition(topic=args.input, partition=0, offset=0),
-            worker_id="quix",
-            latency_ms=0.0,
-            processed_at=datetime.now(UTC),
-        )
-        return verdict.model_dump_json().encode()
+        return work(value)
 
     app = quixstreams.Application(
         broker_address=args.broker,

@@ -1,0 +1,207 @@
+"""``guardstream bench steps``: where the consumer thread's time per event goes, without Kafka.
+
+The same text-only events as ``bench overhead``, as already-consumed messages, through
+the worker's real step chain (``pipeline.build_steps``: decode → fetch → batch →
+classify → decide → publish) with an instant classifier, into a terminal that only
+counts (no producer, no commits). The loop drives the chain as the consumer loop does:
+poll, submit until a step is full, then wait for a step to finish something.
+
+Baseline, same process run: the same stage callables (``pipeline.build_stages``) called
+in a plain loop, stage by stage over all events, no steps and no threads; each stage is
+timed on its own. Their difference is what the step protocol costs (hand-offs,
+revocation checks, the model thread). The Quix Streams peer's per-event function
+(``quix_app``: validate, VerdictEvent JSON) in the same plain loop is the last row.
+
+CPU time of the thread that runs each part (``time.thread_time``), per event: unlike
+``bench overhead``'s events/s it hardly moves with other load on the machine, so it can
+tell a change of a few per cent apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from worker.bench.instant import instant_models
+from worker.bench.machine import machine_info
+from worker.bench.overhead import text_events
+from worker.bench.report import progress, ratio
+from worker.streaming.types import OutgoingRecord, ProcessingStep
+
+NAME = "steps"
+HELP = (
+    "µs of consumer-thread CPU per event through the step chain (no Kafka) vs the same "
+    "stage functions in a plain loop, stage by stage"
+)
+TOPIC = "bench-steps"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=50_000, help="events (default 50000)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import json
+
+    from worker.config import Settings
+    from worker.metrics import Metrics
+    from worker.pipeline import GC_YOUNG_THRESHOLD, build_stages, build_steps
+    from worker.streaming.types import Lease, Message, Partition
+
+    settings = Settings(input_topic=TOPIC, worker_id="bench")
+    models = instant_models()
+    partition = Partition(TOPIC, 0)
+    lease = Lease(partition)
+    values = [json.dumps(event).encode() for event in text_events(args.events)]
+
+    def messages() -> list[Message[bytes | None]]:
+        return [
+            Message(value, partition, offset, 0, None, value, (), lease)
+            for offset, value in enumerate(values)
+        ]
+
+    # The collector as the Worker's loop runs it (Worker.run).
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    progress(f"{args.events} events through the step chain")
+    sink = CountingSink(settings.output_topic)
+    wakeup = threading.Event()
+    steps = build_steps(settings, models, _no_images, sink, Metrics(), wakeup=wakeup)
+    chain_cpu_s, chain_wall_s = drive(steps, messages(), sink, wakeup)
+    if sink.verdicts != args.events:
+        raise RuntimeError(f"the chain published {sink.verdicts} of {args.events} verdicts")
+
+    progress("the same stage functions in a plain loop")
+    stages = build_stages(settings, models, _no_images, Metrics())
+    stage_cpu_s, published = plain_loop(
+        stages, messages(), settings.max_batch_size, settings.output_topic
+    )
+    if published != args.events:
+        raise RuntimeError(f"the plain loop published {published} of {args.events} verdicts")
+
+    progress("the Quix Streams peer's per-event function in a plain loop")
+    peer_cpu_s = peer_loop(values)
+
+    per_event = {name: _us(seconds, args.events) for name, seconds in stage_cpu_s.items()}
+    inline = sum(v for k, v in stage_cpu_s.items() if k != "classify")
+    chain_us = _us(chain_cpu_s, args.events)
+    inline_us = _us(inline, args.events)
+    return {
+        "benchmark": NAME,
+        "unit": "µs/event",
+        "events": args.events,
+        "verdicts": sink.verdicts,
+        "guardstream": chain_us,
+        "guardstream_wall": _us(chain_wall_s, args.events),
+        "baseline": inline_us,
+        "baseline_path": "the consumer thread's stage functions (decode, fetch, decide, "
+        "publish) in a plain loop",
+        "ratio": ratio(inline_us, chain_us),
+        "step_protocol": round(chain_us - inline_us, 2),
+        "stages": per_event,
+        "peer_work": _us(peer_cpu_s, args.events),
+        "peer_path": "quix_app's per-event function: validate ConversationEvent, VerdictEvent JSON",
+        "machine": machine_info(),
+    }
+
+
+class CountingSink(ProcessingStep[Sequence[OutgoingRecord]]):
+    """The terminal step: counts the verdict records it is handed, and takes every one."""
+
+    def __init__(self, output_topic: str) -> None:
+        self._output_topic = output_topic
+        self.verdicts = 0
+
+    def submit(self, message: Any) -> None:
+        for record in message.payload:
+            if record.topic == self._output_topic:
+                self.verdicts += 1
+
+    def poll(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+def drive(
+    steps: Any, messages: Sequence[Any], sink: CountingSink, wakeup: threading.Event
+) -> tuple[float, float]:
+    """Feed ``messages`` as ``StreamProcessor`` does; (thread CPU s, wall s) until the
+    sink saw them all (or a minute passed)."""
+    from worker.streaming.exceptions import MessageRejected
+
+    expected = len(messages)
+    started_cpu, started = time.thread_time(), time.perf_counter()
+    deadline = started + 60
+    index = 0
+    while sink.verdicts < expected and time.perf_counter() < deadline:
+        wakeup.clear()
+        steps.poll()
+        while index < expected:
+            try:
+                steps.submit(messages[index])
+            except MessageRejected:
+                break
+            index += 1
+        if sink.verdicts < expected:
+            wakeup.wait(0.01)  # the consumer loop's backpressure wait
+    cpu, wall = time.thread_time() - started_cpu, time.perf_counter() - started
+    steps.close()
+    steps.join(10)
+    return cpu, wall
+
+
+def plain_loop(
+    stages: Any, messages: Sequence[Any], chunk: int, output_topic: str
+) -> tuple[dict[str, float], int]:
+    """Each stage over ``chunk`` events in turn (a poll's worth, so that as few objects
+    are alive as in the chain), each stage timed; (seconds per stage, verdicts)."""
+    seconds = dict.fromkeys(("decode", "fetch", "classify", "decide", "publish"), 0.0)
+    verdicts = 0
+
+    def timed(name: str, stage: Callable[[Any], Any], messages: Sequence[Any]) -> list[Any]:
+        started = time.thread_time()
+        out = [m.replace(stage(m)) for m in messages]
+        seconds[name] += time.thread_time() - started
+        return out
+
+    def classify(messages: Sequence[Any]) -> list[Any]:
+        started = time.thread_time()
+        results = stages.classify([m.payload for m in messages])
+        seconds["classify"] += time.thread_time() - started
+        return [m.replace(r) for m, r in zip(messages, results, strict=True)]
+
+    for start in range(0, len(messages), chunk):
+        decoded = timed("decode", stages.decode, messages[start : start + chunk])
+        fetched = timed("fetch", stages.fetch, decoded)
+        decided = timed("decide", stages.decide, classify(fetched))
+        published = timed("publish", stages.publish, decided)
+        verdicts += sum(1 for m in published for r in m.payload if r.topic == output_topic)
+    return seconds, verdicts
+
+
+def peer_loop(values: Sequence[bytes]) -> float:
+    """Thread CPU seconds of the Quix peer's per-event function over ``values``."""
+    from worker.bench.peer_work import peer_moderate
+
+    moderate = peer_moderate(TOPIC)
+    started = time.thread_time()
+    for value in values:
+        moderate(value)
+    return time.thread_time() - started
+
+
+def _no_images(image: Any) -> Any:
+    raise AssertionError("bench steps sends text-only events: nothing to fetch")
+
+
+def _us(seconds: float, events: int) -> float:
+    return round(seconds / events * 1e6, 2)
