@@ -1,15 +1,18 @@
-"""worker.logs: the level check that per-event log lines use."""
+"""worker.logs: the level check and the bound logger that per-event log lines use."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from worker.logs import configure_logging, enabled_for
+from worker.logs import PerEventLogger, configure_logging, enabled_for
 
 
 @pytest.fixture(autouse=True)
@@ -36,3 +39,40 @@ def test_lines_it_lets_through_reach_capture_logs() -> None:
         if enabled_for(log, logging.INFO):
             log.info("seen")
     assert [entry["event"] for entry in logs] == ["seen"]
+
+
+def test_per_event_logger_writes_the_proxys_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = structlog.get_logger("test")
+    per_event = PerEventLogger(proxy)
+    configure_logging("INFO", "json")
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    proxy.info("verdict", event_id="e1", offset=3)
+    per_event.get().info("verdict", event_id="e1", offset=3)
+    plain, cached = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert plain.pop("timestamp") and cached.pop("timestamp")
+    assert plain == cached == {"event": "verdict", "event_id": "e1", "offset": 3, "level": "info"}
+    assert per_event.get() is per_event.get()  # bound once, not per line
+
+
+def test_per_event_logger_follows_a_new_stderr_and_a_new_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    per_event = PerEventLogger(structlog.get_logger("test"))
+    configure_logging("INFO", "json")
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    per_event.get().info("one")
+    monkeypatch.setattr(sys, "stderr", second)  # as pytest's capture does per test
+    per_event.get().info("two")
+    configure_logging("WARNING", "json")
+    per_event.get().info("filtered")
+    per_event.get().warning("three")
+    with capture_logs() as logs:  # structlog's own test helper reconfigures too
+        per_event.get().warning("captured")
+    assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["one"]
+    assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == [
+        "two",
+        "three",
+    ]
+    assert [entry["event"] for entry in logs] == ["captured"]

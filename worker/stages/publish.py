@@ -26,7 +26,7 @@ from schemas.dead_letter import ErrorStage
 from schemas.verdict import ImageVerdict, ModelInfo, SourcePosition, VerdictEvent
 from worker.engine.types import Classifier
 from worker.hashbank.matching import image_hash_fields
-from worker.logs import enabled_for
+from worker.logs import PerEventLogger, enabled_for
 from worker.metrics import Metrics
 from worker.policy import (
     EventIdentity,
@@ -43,6 +43,7 @@ from worker.work import DecidedEvent, Failure, Work
 RECORD_OVERHEAD_BYTES = 1024
 
 log = structlog.get_logger(__name__)
+verdict_log = PerEventLogger(log)
 
 
 class Publish:
@@ -141,7 +142,7 @@ class Publish:
         self._verdict_counters[fields["verdict"]].inc()
         self._metrics.end_to_end_seconds.observe(latency_s)
         if enabled_for(log, logging.INFO):
-            log.info(
+            verdict_log.get().info(
                 "verdict",
                 event_id=fields["event_id"],
                 conversation_id=fields["conversation_id"],
