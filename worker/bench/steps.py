@@ -24,7 +24,7 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from worker.bench.instant import instant_models
 from worker.bench.machine import machine_info
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import json
 
     from worker.config import Settings
-    from worker.metrics import Metrics
-    from worker.pipeline import GC_YOUNG_THRESHOLD, build_stages, build_steps
+    from worker.pipeline import GC_YOUNG_THRESHOLD
     from worker.streaming.types import Lease, Message, Partition
 
     settings = Settings(input_topic=TOPIC, worker_id="bench")
@@ -64,49 +63,74 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for offset, value in enumerate(values)
         ]
 
-    # The collector as the Worker's loop runs it (Worker.run).
+    # The collector as the Worker's loop runs it (Worker.run), restored after.
+    thresholds = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    progress(f"{args.events} events through the step chain")
-    sink = CountingSink(settings.output_topic)
-    wakeup = threading.Event()
-    steps = build_steps(settings, models, _no_images, sink, Metrics(), wakeup=wakeup)
-    chain_cpu_s, chain_wall_s = drive(steps, messages(), sink, wakeup)
-    if sink.verdicts != args.events:
-        raise RuntimeError(f"the chain published {sink.verdicts} of {args.events} verdicts")
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        measured = _measure(settings, models, messages, values)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
-    progress("the same stage functions in a plain loop")
-    stages = build_stages(settings, models, _no_images, Metrics())
-    stage_cpu_s, published = plain_loop(
-        stages, messages(), settings.max_batch_size, settings.output_topic
-    )
-    if published != args.events:
-        raise RuntimeError(f"the plain loop published {published} of {args.events} verdicts")
-
-    progress("the Quix Streams peer's per-event function in a plain loop")
-    peer_cpu_s = peer_loop(values)
-
-    per_event = {name: _us(seconds, args.events) for name, seconds in stage_cpu_s.items()}
-    inline = sum(v for k, v in stage_cpu_s.items() if k != "classify")
-    chain_us = _us(chain_cpu_s, args.events)
+    per_event = {name: _us(seconds, args.events) for name, seconds in measured.stage_cpu_s.items()}
+    inline = sum(v for k, v in measured.stage_cpu_s.items() if k != "classify")
+    chain_us = _us(measured.chain_cpu_s, args.events)
     inline_us = _us(inline, args.events)
     return {
         "benchmark": NAME,
         "unit": "µs/event",
         "events": args.events,
-        "verdicts": sink.verdicts,
+        "verdicts": measured.verdicts,
         "guardstream": chain_us,
-        "guardstream_wall": _us(chain_wall_s, args.events),
+        "guardstream_wall": _us(measured.chain_wall_s, args.events),
         "baseline": inline_us,
         "baseline_path": "the consumer thread's stage functions (decode, fetch, decide, "
         "publish) in a plain loop",
         "ratio": ratio(inline_us, chain_us),
         "step_protocol": round(chain_us - inline_us, 2),
         "stages": per_event,
-        "peer_work": _us(peer_cpu_s, args.events),
+        "peer_work": _us(measured.peer_cpu_s, args.events),
         "peer_path": "quix_app's per-event function: validate ConversationEvent, VerdictEvent JSON",
         "machine": machine_info(),
     }
+
+
+class Measured(NamedTuple):
+    verdicts: int  # what the chain published
+    chain_cpu_s: float
+    chain_wall_s: float
+    stage_cpu_s: dict[str, float]  # the plain loop's, per stage
+    peer_cpu_s: float
+
+
+def _measure(
+    settings: Any, models: Any, messages: Callable[[], list[Any]], values: Sequence[bytes]
+) -> Measured:
+    from worker.metrics import Metrics
+    from worker.pipeline import build_stages, build_steps
+
+    events = len(values)
+    progress(f"{events} events through the step chain")
+    sink = CountingSink(settings.output_topic)
+    wakeup = threading.Event()
+    steps = build_steps(settings, models, _no_images, sink, Metrics(), wakeup=wakeup)
+    chain_cpu_s, chain_wall_s = drive(steps, messages(), sink, wakeup)
+    if sink.verdicts != events:
+        raise RuntimeError(f"the chain published {sink.verdicts} of {events} verdicts")
+
+    progress("the same stage functions in a plain loop")
+    stages = build_stages(settings, models, _no_images, Metrics())
+    stage_cpu_s, published = plain_loop(
+        stages, messages(), settings.max_batch_size, settings.output_topic
+    )
+    if published != events:
+        raise RuntimeError(f"the plain loop published {published} of {events} verdicts")
+
+    progress("the Quix Streams peer's per-event function in a plain loop")
+    peer_cpu_s = peer_loop(values)
+
+    return Measured(sink.verdicts, chain_cpu_s, chain_wall_s, stage_cpu_s, peer_cpu_s)
 
 
 class CountingSink(ProcessingStep[Sequence[OutgoingRecord]]):
