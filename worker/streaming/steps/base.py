@@ -31,7 +31,8 @@ class Step(ProcessingStep[TIn]):
     def submit(self, message: Message[TIn]) -> None:
         if self._closed:
             raise InvalidState(f"{type(self).__name__} is closed")
-        if message.revoked:
+        lease = message.lease  # ``message.revoked``, without a property call per step
+        if lease is not None and lease.revoked:
             return
         self._accept(message)
 
@@ -52,7 +53,8 @@ class ForwardingStep(Step[TIn], Generic[TIn, TOut]):
     def _forward(self, message: Message[TOut]) -> bool:
         """Submit ``message`` to the next step; False when it is full. A message revoked
         while it was worked on is dropped (True: it needs no retry)."""
-        if message.revoked:
+        lease = message.lease
+        if lease is not None and lease.revoked:
             return True
         try:
             self._next.submit(message)

@@ -31,7 +31,7 @@ class RunTask(ForwardingStep[TIn, TOut], Generic[TIn, TOut]):
         self._carry: Message[TOut] | None = None
 
     def _accept(self, message: Message[TIn]) -> None:
-        if not self._flush_carry():
+        if self._carry is not None and not self._flush_carry():
             raise MessageRejected
         result = message.replace(self._function(message))
         if not self._forward(result):
