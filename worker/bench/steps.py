@@ -12,9 +12,9 @@ timed on its own. Their difference is what the step protocol costs (hand-offs,
 revocation checks, the model thread). The Quix Streams peer's per-event function
 (``quix_app``: validate, VerdictEvent JSON) in the same plain loop is the last row.
 
-CPU time of the thread that runs each part (``time.thread_time``), per event: unlike
-``bench overhead``'s events/s it hardly moves with other load on the machine, so it can
-tell a change of a few per cent apart.
+CPU time of the thread that runs each part (``time.thread_time``), per event: less noisy
+than ``bench overhead``'s events/s, so that runs of the same minute, alternating two
+versions of the code, can tell a change of a few per cent apart.
 """
 
 from __future__ import annotations
