@@ -45,7 +45,7 @@ class PerEventLogger:
 
     A module's ``structlog.get_logger()`` proxy builds a new bound logger, and its
     ``PrintLogger``, on every call (``cache_logger_on_first_use`` is off so that a new
-    configuration or a replaced stderr takes effect): ~3 of the ~17 µs a verdict line
+    configuration or a replaced stderr takes effect): ~4 of the ~17 µs a verdict line
     costs (``bench steps --log-level INFO``). This keeps the bound logger until either
     changes; the lines are the same.
     """
