@@ -7,6 +7,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from worker.streaming.kafka_config import (
+    PRODUCER_BATCH_BYTES,
     KafkaConnection,
     admin_kwargs,
     consumer_kwargs,
@@ -53,6 +54,10 @@ def test_producer_and_admin_kwargs() -> None:
     assert kwargs["acks"] == "all" and kwargs["enable_idempotence"] is True
     assert kwargs["compression_type"] == "zstd" and kwargs["transactional_id"] == "tx-1"
     assert kwargs["linger_ms"] == 5
+    # librdkafka's batch size, not kafka-python's 16 KiB (a sender wake-up per send once
+    # a batch is in flight), and never above what one request may carry.
+    assert kwargs["batch_size"] == PRODUCER_BATCH_BYTES == 1_000_000
+    assert producer_kwargs(SECURE, max_request_size=200_000)["batch_size"] == 200_000
     plain = producer_kwargs(KafkaConnection("localhost:9092"))
     assert "transactional_id" not in plain and "compression_type" not in plain
     assert "sasl_mechanism" not in plain
