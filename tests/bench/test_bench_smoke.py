@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ def test_steps_runs_every_event_through_the_chain_and_the_plain_loop(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # No broker: the worker's step chain into a counting terminal, and its stage functions.
+    cpus = os.sched_getaffinity(0)
     result = _run(capsys, "steps", "--events", "300")
     assert result["events"] == result["verdicts"] == 300
     assert result["stages"].keys() == {"decode", "fetch", "classify", "decide", "publish"}
@@ -81,6 +83,12 @@ def test_steps_runs_every_event_through_the_chain_and_the_plain_loop(
         result["guardstream"] - result["baseline"], abs=0.02
     )
     assert result["peer_work"] > 0
+    # The chain again with its threads on one CPU, and the difference it makes.
+    assert result["guardstream_one_cpu"] > 0
+    assert result["cross_core"] == pytest.approx(
+        result["guardstream"] - result["guardstream_one_cpu"], abs=0.02
+    )
+    assert os.sched_getaffinity(0) == cpus  # this thread's CPUs are restored
 
 
 @pytest.mark.integration

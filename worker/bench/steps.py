@@ -12,6 +12,15 @@ timed on its own. Their difference is what the step protocol costs (hand-offs,
 revocation checks, the model thread). The Quix Streams peer's per-event function
 (``quix_app``: validate, VerdictEvent JSON) in the same plain loop is the last row.
 
+The chain runs twice: as the worker runs it, and with its two threads (this one and
+the model thread, which inherits the mask) held on one CPU (Linux
+``sched_setaffinity``). The GIL runs them one at a time either way; the difference
+(``cross_core``) is what running them on two cores costs, most likely the objects both
+touch (reference counts, the types, the policy) moving between the cores' caches at
+each hand-off. A first, untimed chain of ``WARM_UP_EVENTS`` does once what only a
+first run does (caches filled, code paths taken the first time), so that neither timed
+run pays for it.
+
 CPU time of the thread that runs each part (``time.thread_time``), per event: less noisy
 than ``bench overhead``'s events/s, so that runs of the same minute, alternating two
 versions of the code, can tell a change of a few per cent apart.
@@ -21,9 +30,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from worker.bench.instant import instant_models
@@ -38,6 +49,7 @@ HELP = (
     "stage functions in a plain loop, stage by stage"
 )
 TOPIC = "bench-steps"
+WARM_UP_EVENTS = 2_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +88,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per_event = {name: _us(seconds, args.events) for name, seconds in measured.stage_cpu_s.items()}
     inline = sum(v for k, v in measured.stage_cpu_s.items() if k != "classify")
     chain_us = _us(measured.chain_cpu_s, args.events)
+    one_cpu_us = (
+        _us(measured.one_cpu_chain_cpu_s, args.events)
+        if measured.one_cpu_chain_cpu_s is not None
+        else None
+    )
     inline_us = _us(inline, args.events)
     return {
         "benchmark": NAME,
@@ -89,6 +106,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "publish) in a plain loop",
         "ratio": ratio(inline_us, chain_us),
         "step_protocol": round(chain_us - inline_us, 2),
+        "guardstream_one_cpu": one_cpu_us,
+        "cross_core": round(chain_us - one_cpu_us, 2) if one_cpu_us is not None else None,
         "stages": per_event,
         "peer_work": _us(measured.peer_cpu_s, args.events),
         "peer_path": "quix_app's per-event function: validate ConversationEvent, VerdictEvent JSON",
@@ -100,6 +119,7 @@ class Measured(NamedTuple):
     verdicts: int  # what the chain published
     chain_cpu_s: float
     chain_wall_s: float
+    one_cpu_chain_cpu_s: float | None  # None where threads can't be pinned (not Linux)
     stage_cpu_s: dict[str, float]  # the plain loop's, per stage
     peer_cpu_s: float
 
@@ -108,16 +128,20 @@ def _measure(
     settings: Any, models: Any, messages: Callable[[], list[Any]], values: Sequence[bytes]
 ) -> Measured:
     from worker.metrics import Metrics
-    from worker.pipeline import build_stages, build_steps
+    from worker.pipeline import build_stages
 
     events = len(values)
+    # Untimed: what only a first run does would count against whichever run is first.
+    progress("warming up")
+    run_chain(settings, models, messages()[:WARM_UP_EVENTS])
     progress(f"{events} events through the step chain")
-    sink = CountingSink(settings.output_topic)
-    wakeup = threading.Event()
-    steps = build_steps(settings, models, _no_images, sink, Metrics(), wakeup=wakeup)
-    chain_cpu_s, chain_wall_s = drive(steps, messages(), sink, wakeup)
-    if sink.verdicts != events:
-        raise RuntimeError(f"the chain published {sink.verdicts} of {events} verdicts")
+    chain_cpu_s, chain_wall_s, verdicts = run_chain(settings, models, messages())
+
+    one_cpu_chain_cpu_s = None
+    if hasattr(os, "sched_setaffinity"):
+        progress(f"{events} events through the step chain, its threads on one CPU")
+        with one_cpu():
+            one_cpu_chain_cpu_s, _, _ = run_chain(settings, models, messages())
 
     progress("the same stage functions in a plain loop")
     stages = build_stages(settings, models, _no_images, Metrics())
@@ -130,7 +154,35 @@ def _measure(
     progress("the Quix Streams peer's per-event function in a plain loop")
     peer_cpu_s = peer_loop(values)
 
-    return Measured(sink.verdicts, chain_cpu_s, chain_wall_s, stage_cpu_s, peer_cpu_s)
+    return Measured(
+        verdicts, chain_cpu_s, chain_wall_s, one_cpu_chain_cpu_s, stage_cpu_s, peer_cpu_s
+    )
+
+
+def run_chain(settings: Any, models: Any, messages: Sequence[Any]) -> tuple[float, float, int]:
+    """``messages`` through a new step chain; (thread CPU s, wall s, verdicts). Raises
+    unless the terminal saw a verdict for every one."""
+    from worker.metrics import Metrics
+    from worker.pipeline import build_steps
+
+    sink = CountingSink(settings.output_topic)
+    wakeup = threading.Event()
+    steps = build_steps(settings, models, _no_images, sink, Metrics(), wakeup=wakeup)
+    cpu_s, wall_s = drive(steps, messages, sink, wakeup)
+    if sink.verdicts != len(messages):
+        raise RuntimeError(f"the chain published {sink.verdicts} of {len(messages)} verdicts")
+    return cpu_s, wall_s, sink.verdicts
+
+
+@contextmanager
+def one_cpu() -> Iterator[None]:
+    """This thread, and the threads it starts meanwhile, on the lowest CPU it may use."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 class CountingSink(ProcessingStep[Sequence[OutgoingRecord]]):
