@@ -76,3 +76,62 @@ def test_per_event_logger_follows_a_new_stderr_and_a_new_configuration(
         "three",
     ]
     assert [entry["event"] for entry in logs] == ["captured"]
+
+
+def test_json_lines_hold_what_the_stdlib_renderer_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure_logging("INFO", "json")
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    fields = {
+        "event_id": "e1",
+        "offset": 3,
+        "unsafe_score": 0.0123,
+        "categories": ["S1", "S10"],
+        "nested": {"a": [1, 2.5, None, True]},
+        "client": Opaque(),  # neither serializer knows it: structlog's fallback, repr()
+    }
+    log = structlog.get_logger("test")
+    log.info("verdict", **fields)
+    log.warning("dead letter", error="naïve ☃ input")  # non-ASCII: escaped, as before
+    fast, escaped = stream.getvalue().splitlines()
+    expected = {**fields, "client": "<opaque>", "event": "verdict", "level": "info"}
+    line = json.loads(fast)
+    assert line.pop("timestamp")
+    assert line == expected
+    assert ": " not in fast  # compact: pydantic-core wrote it
+    assert escaped.isascii() and "\\u00ef" in escaped and "\\u2603" in escaped
+    assert json.loads(escaped)["error"] == "naïve ☃ input"
+
+
+def test_render_json_is_ascii_and_the_same_data_as_json_dumps() -> None:
+    from worker.logs import render_json
+
+    for event in (
+        {"event": "x", "n": 1, "f": 1e-05, "s": 'tab\tquote"back\\slash'},
+        {"event": "ünïcode", "emoji": "🙂", "zero_width": "a\u200bb"},
+        {"event": "ctrl", "s": "\x00\x1f\x7f"},
+    ):
+        line = render_json(event)
+        assert line.isascii(), line
+        assert json.loads(line) == json.loads(json.dumps(event))
+
+
+def test_logged_events_reads_the_event_of_each_json_line() -> None:
+    from worker.logs import logged_events
+
+    text = "\n".join(
+        [
+            '{"event":"worker starting","level":"info"}',
+            '{"event": "dead letter", "stage": "decode"}',  # the stdlib's spacing too
+            "Traceback (most recent call last):",
+            "{not json",
+            '{"level":"info"}',
+            '["event"]',
+        ]
+    )
+    assert logged_events(text) == ["worker starting", "dead letter"]

@@ -7,10 +7,13 @@ and code that logs content checks :func:`content_allowed` first.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, Literal
 
+import pydantic_core
 import structlog
 
 _content_allowed = False
@@ -79,6 +82,21 @@ class PerEventLogger:
         return bound
 
 
+def render_json(event_dict: Any, default: Callable[[Any], Any] | None = None, **_: Any) -> str:
+    """A log line's JSON, compact, for ``structlog.processors.JSONRenderer``.
+
+    pydantic-core writes it in ~1 µs where ``json.dumps`` takes ~5, on a line written
+    per verdict. ``default`` (structlog's fallback: ``__structlog__()`` or ``repr``)
+    renders what neither knows. A line with non-ASCII text goes through ``json.dumps``
+    instead, so that every line stays ASCII (escaped) as the stdlib's always was: log
+    pipelines with another encoding read the same text.
+    """
+    line = pydantic_core.to_json(event_dict, fallback=default).decode()
+    if line.isascii():
+        return line
+    return json.dumps(event_dict, default=default, separators=(",", ":"))
+
+
 def configure_logging(
     level: str = "INFO",
     fmt: Literal["auto", "json", "console"] = "auto",
@@ -89,7 +107,9 @@ def configure_logging(
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=render_json)
     )
     structlog.configure(
         processors=[
@@ -122,3 +142,20 @@ def configure_logging(
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     for noisy in ("kafka", "botocore", "urllib3", "transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def logged_events(text: str) -> list[str]:
+    """The ``event`` of every JSON log line in ``text`` (a worker's stderr), in order;
+    other lines (console output, a traceback) are skipped. For tests and tools that ask
+    what a worker logged without depending on how the JSON is spaced."""
+    events = []
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("event"), str):
+            events.append(entry["event"])
+    return events

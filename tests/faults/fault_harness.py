@@ -29,6 +29,7 @@ from schemas.review import ReviewRequest
 from schemas.verdict import VerdictEvent
 from worker.lab import Lab, Outputs, conversation, png_bytes
 from worker.lab.outputs import parse_output
+from worker.logs import logged_events
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services"
@@ -388,7 +389,10 @@ class WorkerProcess:
 
     def logged(self, event: str) -> bool:
         """Whether the current start has logged ``event`` (a JSON log line's ``event``)."""
-        return f'"event": "{event}"' in self.log_text(current=True)
+        # Only lines naming it are parsed: a worker's log holds a line per verdict.
+        needle = json.dumps(event)
+        lines = [line for line in self.log_text(current=True).splitlines() if needle in line]
+        return event in logged_events("\n".join(lines))
 
     def wait_logged(self, event: str, timeout_s: float = 120.0) -> bool:
         deadline = time.monotonic() + timeout_s
