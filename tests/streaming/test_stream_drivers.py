@@ -74,6 +74,7 @@ def test_producer_settings_and_the_record_limit() -> None:
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,
+        "partitioner": "murmur2_random",
         "message.max.bytes": 2_000_000,
         "transactional.id": "t-1",
     }

@@ -16,6 +16,8 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
+from worker.streaming.murmur2 import Murmur2Partitioner
+
 Assignment = Literal["cooperative-sticky", "sticky", "range", "roundrobin"]
 
 # kafka-python refuses to mix EAGER and COOPERATIVE assignors in one consumer,
@@ -138,6 +140,8 @@ def producer_kwargs(
         "max_request_size", KafkaProducer.DEFAULT_CONFIG["max_request_size"]
     )
     kwargs["batch_size"] = min(PRODUCER_BATCH_BYTES, max_request)
+    # DefaultPartitioner's choices at a third of its per-send cost (murmur2.py).
+    kwargs["partitioner"] = Murmur2Partitioner()
     if compression_type is not None:
         kwargs["compression_type"] = compression_type
     if transactional_id is not None:
