@@ -83,6 +83,9 @@ def test_steps_runs_every_event_through_the_chain_and_the_plain_loop(
         result["guardstream"] - result["baseline"], abs=0.02
     )
     assert result["peer_work"] > 0
+    # Both partitioners timed over the verdicts' keys (the run fails if they disagree).
+    assert result["partitioner"].keys() == {"kafka_python", "guardstream"}
+    assert all(us > 0 for us in result["partitioner"].values())
     # The chain again with its threads on one CPU, and the difference it makes.
     assert result["guardstream_one_cpu"] > 0
     assert result["cross_core"] == pytest.approx(

@@ -10,7 +10,12 @@ Baseline, same process run: the same stage callables (``pipeline.build_stages``)
 in a plain loop, stage by stage over all events, no steps and no threads; each stage is
 timed on its own. Their difference is what the step protocol costs (hand-offs,
 revocation checks, the model thread). The Quix Streams peer's per-event function
-(``quix_app``: validate, VerdictEvent JSON) in the same plain loop is the last row.
+(``quix_app``: validate, VerdictEvent JSON) in the same plain loop is the next row.
+
+The chain's terminal produces nothing, so a producer's per-send work is not in these
+figures; one part of it that is the worker's choice is: the kafka-python producer's
+partitioner (``streaming/murmur2.py``), timed over the verdicts' keys against
+kafka-python's ``DefaultPartitioner`` on a 12-partition topic (``partitioner``).
 
 The chain runs twice: as the worker runs it, and with its two threads (this one and
 the model thread, which inherits the mask) held on one CPU (Linux
@@ -111,6 +116,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "stages": per_event,
         "peer_work": _us(measured.peer_cpu_s, args.events),
         "peer_path": "quix_app's per-event function: validate ConversationEvent, VerdictEvent JSON",
+        "partitioner": {
+            name: _us(seconds, args.events) for name, seconds in measured.partitioner_cpu_s.items()
+        },
         "machine": machine_info(),
     }
 
@@ -122,6 +130,7 @@ class Measured(NamedTuple):
     one_cpu_chain_cpu_s: float | None  # None where threads can't be pinned (not Linux)
     stage_cpu_s: dict[str, float]  # the plain loop's, per stage
     peer_cpu_s: float
+    partitioner_cpu_s: dict[str, float]  # kafka-python's and guardstream's, over the keys
 
 
 def _measure(
@@ -145,17 +154,26 @@ def _measure(
 
     progress("the same stage functions in a plain loop")
     stages = build_stages(settings, models, _no_images, Metrics())
-    stage_cpu_s, published = plain_loop(
+    stage_cpu_s, keys = plain_loop(
         stages, messages(), settings.max_batch_size, settings.output_topic
     )
-    if published != events:
-        raise RuntimeError(f"the plain loop published {published} of {events} verdicts")
+    if len(keys) != events:
+        raise RuntimeError(f"the plain loop published {len(keys)} of {events} verdicts")
 
     progress("the Quix Streams peer's per-event function in a plain loop")
     peer_cpu_s = peer_loop(values)
 
+    progress("the kafka-python producer's partitioner over the verdicts' keys, both ways")
+    partitioner_cpu_s = partitioner_loop(keys, settings.output_topic)
+
     return Measured(
-        verdicts, chain_cpu_s, chain_wall_s, one_cpu_chain_cpu_s, stage_cpu_s, peer_cpu_s
+        verdicts,
+        chain_cpu_s,
+        chain_wall_s,
+        one_cpu_chain_cpu_s,
+        stage_cpu_s,
+        peer_cpu_s,
+        partitioner_cpu_s,
     )
 
 
@@ -237,11 +255,11 @@ def drive(
 
 def plain_loop(
     stages: Any, messages: Sequence[Any], chunk: int, output_topic: str
-) -> tuple[dict[str, float], int]:
+) -> tuple[dict[str, float], list[bytes]]:
     """Each stage over ``chunk`` events in turn (a poll's worth, so that as few objects
-    are alive as in the chain), each stage timed; (seconds per stage, verdicts)."""
+    are alive as in the chain), each stage timed; (seconds per stage, verdict keys)."""
     seconds = dict.fromkeys(("decode", "fetch", "classify", "decide", "publish"), 0.0)
-    verdicts = 0
+    keys: list[bytes] = []
 
     def timed(name: str, stage: Callable[[Any], Any], messages: Sequence[Any]) -> list[Any]:
         started = time.thread_time()
@@ -260,8 +278,8 @@ def plain_loop(
         fetched = timed("fetch", stages.fetch, decoded)
         decided = timed("decide", stages.decide, classify(fetched))
         published = timed("publish", stages.publish, decided)
-        verdicts += sum(1 for m in published for r in m.payload if r.topic == output_topic)
-    return seconds, verdicts
+        keys.extend(r.key for m in published for r in m.payload if r.topic == output_topic)
+    return seconds, keys
 
 
 def peer_loop(values: Sequence[bytes]) -> float:
@@ -273,6 +291,30 @@ def peer_loop(values: Sequence[bytes]) -> float:
     for value in values:
         moderate(value)
     return time.thread_time() - started
+
+
+def partitioner_loop(keys: Sequence[bytes], topic: str) -> dict[str, float]:
+    """Thread CPU seconds of kafka-python's DefaultPartitioner and of guardstream's over
+    ``keys``; raises if they chose differently for any key."""
+    from kafka.partitioner import DefaultPartitioner
+
+    from worker.bench.cluster import StaticCluster
+    from worker.streaming.murmur2 import Murmur2Partitioner
+
+    cluster = StaticCluster({topic: range(12)})
+    seconds: dict[str, float] = {}
+    chosen: dict[str, list[int]] = {}
+    for name, partitioner in (
+        ("kafka_python", DefaultPartitioner()),
+        ("guardstream", Murmur2Partitioner()),
+    ):
+        partition = partitioner.partition
+        started = time.thread_time()
+        chosen[name] = [partition(topic, key, key, None, None, cluster) for key in keys]
+        seconds[name] = time.thread_time() - started
+    if chosen["kafka_python"] != chosen["guardstream"]:
+        raise RuntimeError("the partitioners chose different partitions")
+    return seconds
 
 
 def _no_images(image: Any) -> Any:
